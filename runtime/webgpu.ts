@@ -101,8 +101,10 @@ export async function initRuntime(options: { backend?: "webgpu" | "cpu" } = {}):
     description: info.description || info.device || "(unnamed adapter)",
     vendor: info.vendor,
     architecture: info.architecture,
-    isFallbackAdapter: Boolean((info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ??
-      (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    isFallbackAdapter: Boolean(
+      (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+        (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter,
+    ),
     limits: {
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
       maxBufferSize: device.limits.maxBufferSize,
@@ -153,7 +155,11 @@ export function assertGpuHealthy(): void {
  * Refuses a tensor that WebGPU could not bind: `bytes` over the device's
  * `maxStorageBufferBindingSize`. `what` names the tensor, `fix` the remedy.
  */
-export function assertBindable(bytes: number, what: string, fix = "use a smaller --batch-size or --image-size"): void {
+export function assertBindable(
+  bytes: number,
+  what: string,
+  fix = "use a smaller --batch-size or --image-size",
+): void {
   const limit = facts?.limits.maxStorageBufferBindingSize ?? Number.MAX_SAFE_INTEGER;
   if (bytes > limit) {
     throw new UserError(
