@@ -23,7 +23,7 @@ export function parseCsv(text: string): CsvTable {
     relax_column_count: false,
     info: true,
     trim: true,
-  }) as { record: string[]; info: { lines: number } }[];
+  }) as unknown as { record: string[]; info: { lines: number } }[];
   if (records.length === 0) return { header: [], rows: [], lines: [] };
   return {
     header: records[0].record,
