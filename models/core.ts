@@ -32,7 +32,12 @@ export type Init =
   | { kind: "constant"; value: number }
   | { kind: "uniform"; bound: number }
   | { kind: "normal"; std: number }
-  | { kind: "truncNormal"; std: number; bound: number };
+  | { kind: "truncNormal"; std: number; bound: number }
+  /**
+   * The current values of the already-created entry `of` (same shape), drawing nothing from the
+   * RNG: a deep copy, as `nn.TransformerEncoder` clones one initialised layer into each of its layers.
+   */
+  | { kind: "copy"; of: string };
 
 /** PyTorch's default Conv/Linear init, kaiming_uniform(a=√5): U(±1/√fan_in) (also its bias rule). */
 export function torchDefaultInit(fanIn: number): Init {
@@ -104,6 +109,16 @@ export class Params {
     if (this.#names.has(name)) throw new Error(`duplicate parameter name ${name}`);
     this.#names.add(name);
     const entry: ParamEntry = { name, shape, layout, trainable };
+    if (init.kind === "copy") {
+      const src = this.entries.find((e) => e.name === init.of);
+      if (!src || src.shape.join() !== shape.join()) {
+        throw new Error(`${name}: cannot copy "${init.of}" (missing or shape ${src?.shape} != ${shape})`);
+      }
+      this.entries.push(entry);
+      if (this.meta) return new MetaTensor(shape) as unknown as Tensor;
+      entry.variable = tf.variable(tf.clone(src.variable!), trainable, name);
+      return entry.variable;
+    }
     this.entries.push(entry);
     if (this.meta) return new MetaTensor(shape) as unknown as Tensor;
     const values = initialValues(shape.reduce((a, b) => a * b, 1), init, this.rng);
@@ -112,7 +127,7 @@ export class Params {
   }
 }
 
-function initialValues(n: number, init: Init, rng: Rng): Float32Array {
+function initialValues(n: number, init: Exclude<Init, { kind: "copy" }>, rng: Rng): Float32Array {
   const v = new Float32Array(n);
   switch (init.kind) {
     case "zeros":
@@ -365,10 +380,13 @@ export const ops = {
     return isMeta(x) ? x : tf.softmax(x);
   },
 
-  /** Global average pool [B,H,W,C] -> [B,C] (adaptive_avg_pool2d(1) + flatten). */
-  globalAvgPool(x: Tensor, ctx: Ctx): Tensor {
+  /**
+   * Global average pool [B,H,W,C] -> [B,C] (adaptive_avg_pool2d(1) + flatten). `fvCounted` false
+   * marks a plain `x.mean(dim=(-2,-1))`, which fvcore does not count (ConvNeXt's head).
+   */
+  globalAvgPool(x: Tensor, ctx: Ctx, fvCounted = true): Tensor {
     if (isMeta(x)) {
-      ctx.counts!.fvFlops += numel(shp(x));
+      if (fvCounted) ctx.counts!.fvFlops += numel(shp(x));
       return meta([shp(x)[0], shp(x)[3]]);
     }
     return tf.mean(x, [1, 2]);
