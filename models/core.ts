@@ -439,20 +439,25 @@ export const ops = {
   squeezeExcite(
     x: Tensor,
     p: SEParams,
-    o: { act: "relu" | "silu"; gate: "sigmoid" | "hardsigmoid" },
+    o: {
+      act: "relu" | "silu";
+      gate: "sigmoid" | "hardsigmoid";
+      /** fvcore counts nn.AdaptiveAvgPool2d (default) but not timm's `x.mean((2, 3))`. */
+      poolCounted?: boolean;
+    },
     ctx: Ctx,
   ) {
     const [b, , , c] = shp(x);
     const cr = shp(p.w1)[3];
     if (isMeta(x)) {
-      ctx.counts!.fvFlops += numel(shp(x)) + 2 * b * c * cr;
+      ctx.counts!.fvFlops += (o.poolCounted === false ? 0 : numel(shp(x))) + 2 * b * c * cr;
       ctx.counts!.macs += 2 * b * c * cr;
       return x;
     }
     return squeezeExcite(
       x,
       { w1: tf.reshape(p.w1, [c, cr]), b1: p.b1, w2: tf.reshape(p.w2, [cr, c]), b2: p.b2 },
-      o,
+      { act: o.act, gate: o.gate },
       ctx.kernels,
     );
   },
