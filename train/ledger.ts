@@ -1,0 +1,66 @@
+/**
+ * The results ledger `OUT/results.csv`: one row per finished run, the file `deno task score
+ * --results` reads. Appends take a file lock and rewrite the whole file through temp + rename, so
+ * concurrent sweep jobs never lose a row and a crash never leaves a half-written file.
+ *
+ * @module
+ */
+import { formatCsv, parseCsv } from "../runtime/csv.ts";
+import { exists, withFileLock, writeFileAtomic } from "../runtime/fs.ts";
+import { UserError } from "../runtime/errors.ts";
+
+/** The ledger's columns, in order. */
+export const LEDGER_COLUMNS = [
+  "model",
+  "dataset",
+  "accuracy",
+  "best_accuracy",
+  "best_epoch",
+  "epochs",
+  "preset",
+  "seed",
+  "params",
+  "image_size",
+  "batch_size",
+  "train_seconds",
+  "images_per_second",
+  "adapter",
+  "version",
+  "finished_at",
+] as const;
+
+/** One ledger column name. */
+export type LedgerColumn = typeof LEDGER_COLUMNS[number];
+/** One ledger row (values are written with `String()`). */
+export type LedgerRecord = Record<LedgerColumn, string | number>;
+
+/** Reads the ledger's rows as column → value maps; a missing file is an empty ledger. */
+export async function readLedgerRecords(path: string): Promise<Record<string, string>[]> {
+  if (!(await exists(path))) return [];
+  const table = parseCsv(await Deno.readTextFile(path));
+  return table.rows.map((r) => Object.fromEntries(table.header.map((h, i) => [h, r[i]])));
+}
+
+/**
+ * Appends `row` under a lock on `path`. An existing file must have exactly {@link LEDGER_COLUMNS}
+ * as its header (a UserError otherwise, before anything is written).
+ */
+export async function appendLedgerRow(path: string, row: LedgerRecord): Promise<void> {
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  await Deno.mkdir(dir, { recursive: true });
+  await withFileLock(path, async () => {
+    let rows: string[][] = [];
+    if (await exists(path)) {
+      const table = parseCsv(await Deno.readTextFile(path));
+      if (table.header.length && table.header.join(",") !== LEDGER_COLUMNS.join(",")) {
+        throw new UserError(
+          `${path}, line 1: header "${table.header.join(",")}" is not the training ledger's ` +
+            `"${LEDGER_COLUMNS.join(",")}"; use another --out directory or fix the file`,
+        );
+      }
+      rows = table.rows;
+    }
+    rows.push(LEDGER_COLUMNS.map((c) => String(row[c])));
+    await writeFileAtomic(path, formatCsv(LEDGER_COLUMNS, rows));
+  });
+}

@@ -1,0 +1,302 @@
+/**
+ * The training loop: the reference protocol (Adam, per-epoch or short-run LR schedule, CutMix +
+ * smoothed CE, BN in train mode, test-set evaluation after every epoch), with an atomic checkpoint
+ * after every epoch, exact resume, NaN/lost-device stops, and the results written at the end.
+ * {@link train} reads top to bottom; helpers follow it.
+ *
+ * @module
+ */
+import { type Tensor, tf } from "../runtime/tf.ts";
+import { Rng } from "../runtime/rng.ts";
+import { assertGpuHealthy } from "../runtime/webgpu.ts";
+import { exists, writeFileAtomic } from "../runtime/fs.ts";
+import { formatCsv } from "../runtime/csv.ts";
+import type { Ctx, KernelChoice, Model } from "../models/core.ts";
+import type { EvalBatch, TrainBatch } from "../data/types.ts";
+import { applyAdam, createAdamState, disposeAdamState } from "./optimizer.ts";
+import { countCorrect, cutmixSmoothedCrossEntropy } from "./loss.ts";
+import { describeSchedule, lrAt, type ScheduleSpec } from "./schedule.ts";
+import { type CheckpointMeta, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { encodeSafetensors, torchStateDict } from "./safetensors.ts";
+
+/** Where batches come from (an adapter over the data pipeline's loader, or synthetic data in tests). */
+export interface TrainSource {
+  /** Training batches per epoch. */
+  readonly stepsPerEpoch: number;
+  /** Training images per epoch (for images/s). */
+  readonly trainImages: number;
+  /** Test-set size (the accuracy denominator). */
+  readonly testImages: number;
+  /** The batches of epoch `epoch`, in order. All randomness comes from the source's own RNG. */
+  trainBatches(epoch: number): AsyncIterable<TrainBatch> | Iterable<TrainBatch>;
+  /** The whole test split, in fixed order. */
+  evalBatches(): AsyncIterable<EvalBatch> | Iterable<EvalBatch>;
+  /** The source RNG's state at an epoch boundary (checkpointed) and its restore. */
+  rngState(): number[];
+  setRngState(state: number[]): void;
+}
+
+/** Everything one run needs besides the model and data. */
+export interface RunOptions {
+  schedule: ScheduleSpec;
+  /** Run directory: checkpoint, per-epoch CSV, final weights. */
+  dir: string;
+  /** Seed of the model RNG (dropout / stochastic depth). */
+  seed: number;
+  kernels: KernelChoice;
+  /** Continue from `dir/checkpoint.safetensors` if present. */
+  resume: boolean;
+  /** Stored in the checkpoint; a resume with a different fingerprint is refused. */
+  fingerprint: Record<string, unknown>;
+  /** Read the accumulated loss every this many steps (and at each epoch end). */
+  readEvery?: number;
+  log?: (line: string) => void;
+  /** Test hook: throw {@link SimulatedKill} after this many steps of this process. */
+  killAfterSteps?: number;
+}
+
+/** One row of the per-epoch CSV. */
+export interface EpochRecord {
+  epoch: number;
+  lr_first: number;
+  lr_last: number;
+  train_loss: number;
+  train_accuracy: number;
+  test_accuracy: number;
+  train_seconds: number;
+  eval_seconds: number;
+  images_per_second: number;
+}
+
+/** A finished run. */
+export interface RunResult {
+  /** Last-epoch test accuracy (%). */
+  accuracy: number;
+  bestAccuracy: number;
+  /** 1-based epoch of the best accuracy. */
+  bestEpoch: number;
+  history: EpochRecord[];
+  /** Training time summed over epochs, evaluation excluded (s). */
+  trainSeconds: number;
+  imagesPerSecond: number;
+  weightsPath: string;
+  /** Total optimizer steps. */
+  steps: number;
+}
+
+/** The loss became NaN/Inf: the run stopped, its last good checkpoint is kept. */
+export class NonFiniteLossError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NonFiniteLossError";
+  }
+}
+
+/** Thrown by the `killAfterSteps` test hook (stands in for SIGKILL). */
+export class SimulatedKill extends Error {}
+
+/** Checkpoint, per-epoch CSV and weights paths of a run directory. */
+export function runPaths(dir: string) {
+  return {
+    checkpoint: `${dir}/checkpoint.safetensors`,
+    epochs: `${dir}/epochs.csv`,
+    weights: `${dir}/weights.safetensors`,
+  };
+}
+
+/** Trains `model` on `data` with the reference protocol; see the module doc. */
+export async function train(model: Model, data: TrainSource, o: RunOptions): Promise<RunResult> {
+  const log = o.log ?? console.log;
+  const paths = runPaths(o.dir);
+  const vars = model.params.trainableVariables();
+  const adam = createAdamState(vars);
+  const ctx: Ctx = { training: true, rng: new Rng(o.seed), kernels: o.kernels };
+  const readEvery = o.readEvery ?? 25;
+  const { epochs, stepsPerEpoch } = o.schedule;
+  let history: EpochRecord[] = [];
+  let start = 0;
+  if (o.resume && (await exists(paths.checkpoint))) {
+    const meta = await loadCheckpoint(paths.checkpoint, model.params, adam);
+    assertSameRun(meta, o.fingerprint, paths.checkpoint);
+    ctx.rng = Rng.fromState(meta.rngs.model);
+    data.setRngState(meta.rngs.loader);
+    history = meta.run.history as EpochRecord[];
+    start = meta.epochsDone;
+    log(`resumed from ${paths.checkpoint} after epoch ${start}/${epochs}`);
+  }
+  log(`schedule: ${describeSchedule(o.schedule)}`);
+  let steps = start * stepsPerEpoch, sessionSteps = 0, evalSeconds = 0;
+  const sessionStart = performance.now();
+  try {
+    for (let epoch = start; epoch < epochs; epoch++) {
+      const t0 = performance.now();
+      let lossSum: Tensor = tf.scalar(0), correct: Tensor = tf.scalar(0, "int32");
+      let seen = 0, step = 0;
+      for await (const batch of data.trainBatches(epoch)) {
+        const lr = lrAt(o.schedule, epoch, step);
+        const [x, yA, yB] = batch.valid < batch.x.shape[0]
+          ? [batch.x, batch.yA, batch.yB].map((t) => tf.slice(t, 0, batch.valid))
+          : [batch.x, batch.yA, batch.yB];
+        let logits!: Tensor;
+        const { value, grads } = tf.variableGrads(() => {
+          logits = tf.keep(model.apply(x, ctx));
+          return cutmixSmoothedCrossEntropy(logits, yA, yB, batch.lambda) as tf.Scalar;
+        }, vars);
+        applyAdam(vars, vars.map((v) => grads[v.name]), adam, lr);
+        const [l0, c0] = [lossSum, correct];
+        [lossSum, correct] = tf.tidy(
+          () => [tf.add(l0, tf.mul(value, batch.valid)), tf.add(c0, countCorrect(logits, yA))],
+        );
+        tf.dispose([l0, c0, value, grads, logits, batch.x, batch.yA, batch.yB, x, yA, yB]);
+        seen += batch.valid, step++, steps++, sessionSteps++;
+        if (step % readEvery === 0 || step === stepsPerEpoch) {
+          const loss = await checkedLoss(lossSum, seen, epoch, step);
+          const perStep = (performance.now() - sessionStart) / 1000 / sessionSteps -
+            evalSeconds / sessionSteps;
+          const eta = perStep * (epochs * stepsPerEpoch - steps) +
+            (epochs - epoch) * (evalSeconds / Math.max(1, epoch - start));
+          log(
+            progressLine(
+              epoch,
+              epochs,
+              step,
+              stepsPerEpoch,
+              loss,
+              (await correct.data())[0] / seen * 100,
+              seen / ((performance.now() - t0) / 1000),
+              eta,
+            ),
+          );
+        }
+        if (o.killAfterSteps !== undefined && sessionSteps >= o.killAfterSteps) {
+          throw new SimulatedKill("killed");
+        }
+      }
+      const trainSeconds = (performance.now() - t0) / 1000;
+      const trainLoss = await checkedLoss(lossSum, seen, epoch, step);
+      const trainAcc = (await correct.data())[0] / seen * 100;
+      tf.dispose([lossSum, correct]);
+      const t1 = performance.now();
+      const testAcc = await evaluate(model, data, ctx);
+      const rec: EpochRecord = {
+        epoch: epoch + 1,
+        lr_first: lrAt(o.schedule, epoch, 0),
+        lr_last: lrAt(o.schedule, epoch, stepsPerEpoch - 1),
+        train_loss: trainLoss,
+        train_accuracy: trainAcc,
+        test_accuracy: testAcc,
+        train_seconds: trainSeconds,
+        eval_seconds: (performance.now() - t1) / 1000,
+        images_per_second: seen / trainSeconds,
+      };
+      history.push(rec);
+      evalSeconds += rec.eval_seconds;
+      log(summaryLine(rec, epochs));
+      await writeFileAtomic(paths.epochs, formatCsv(Object.keys(rec), history.map((r) => Object.values(r))));
+      const meta: CheckpointMeta = {
+        epochsDone: epoch + 1,
+        rngs: { model: ctx.rng.state(), loader: data.rngState() },
+        run: { fingerprint: o.fingerprint, history },
+      };
+      await saveCheckpoint(paths.checkpoint, model.params, adam, meta);
+    }
+    await writeFileAtomic(
+      paths.weights,
+      encodeSafetensors(await torchStateDict(model.params.entries, steps), {
+        format: "pt",
+        run: JSON.stringify(o.fingerprint),
+      }),
+    );
+    return summarize(history, paths.weights, steps);
+  } finally {
+    disposeAdamState(adam);
+  }
+}
+
+/** Top-1 test accuracy (%) over the whole test split, BN in eval mode (running statistics). */
+export async function evaluate(model: Model, data: TrainSource, ctx: Ctx): Promise<number> {
+  ctx.training = false;
+  let correct = 0, total = 0;
+  for await (const batch of data.evalBatches()) {
+    const pred = tf.tidy(() => tf.argMax(model.apply(batch.x, ctx), 1));
+    const p = (await pred.data()) as Int32Array;
+    assertGpuHealthy();
+    for (let i = 0; i < batch.valid; i++) correct += p[i] === batch.labels[i] ? 1 : 0;
+    total += batch.valid;
+    tf.dispose([pred, batch.x]);
+  }
+  ctx.training = true;
+  if (total !== data.testImages) {
+    throw new Error(`evaluated ${total} test images, expected ${data.testImages}`);
+  }
+  return (100 * correct) / total;
+}
+
+async function checkedLoss(lossSum: Tensor, seen: number, epoch: number, step: number): Promise<number> {
+  const loss = (await lossSum.data())[0] / seen;
+  assertGpuHealthy();
+  if (!Number.isFinite(loss)) {
+    throw new NonFiniteLossError(
+      `training loss became ${loss} in epoch ${epoch + 1} by step ${step}; stopped. The last good ` +
+        `checkpoint (end of epoch ${epoch}) is kept: lower the LR or check the data, then --resume`,
+    );
+  }
+  return loss;
+}
+
+function assertSameRun(meta: CheckpointMeta, fingerprint: Record<string, unknown>, path: string): void {
+  const saved = JSON.stringify(meta.run.fingerprint), now = JSON.stringify(fingerprint);
+  if (saved !== now) {
+    throw new Error(
+      `${path} was written by a different configuration (${saved}); this run is ${now}. ` +
+        `Use the same flags to resume, or another --out`,
+    );
+  }
+}
+
+function progressLine(
+  epoch: number,
+  epochs: number,
+  step: number,
+  steps: number,
+  loss: number,
+  acc: number,
+  ips: number,
+  etaSeconds: number,
+): string {
+  return `  epoch ${epoch + 1}/${epochs} step ${step}/${steps}  loss ${loss.toFixed(4)}  train acc ` +
+    `${acc.toFixed(2)}%  ${ips.toFixed(1)} img/s  ETA ${formatDuration(etaSeconds)}`;
+}
+
+function summaryLine(r: EpochRecord, epochs: number): string {
+  return `epoch ${r.epoch}/${epochs}  lr ${r.lr_first.toExponential(3)}→${r.lr_last.toExponential(3)}  ` +
+    `loss ${r.train_loss.toFixed(4)}  train acc ${r.train_accuracy.toFixed(2)}%  test acc ` +
+    `${r.test_accuracy.toFixed(2)}%  ${r.images_per_second.toFixed(1)} img/s  ` +
+    `train ${r.train_seconds.toFixed(1)} s  eval ${r.eval_seconds.toFixed(1)} s`;
+}
+
+/** "1h02m", "3m05s", "12s". */
+export function formatDuration(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return "?";
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = Math.round(s % 60);
+  return h ? `${h}h${String(m).padStart(2, "0")}m` : m ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
+}
+
+/** Last/best accuracy and throughput of a finished history. */
+export function summarize(history: EpochRecord[], weightsPath: string, steps: number): RunResult {
+  const last = history[history.length - 1];
+  let best = history[0];
+  for (const r of history) if (r.test_accuracy > best.test_accuracy) best = r;
+  const trainSeconds = history.reduce((s, r) => s + r.train_seconds, 0);
+  const images = history.reduce((s, r) => s + r.images_per_second * r.train_seconds, 0);
+  return {
+    accuracy: last.test_accuracy,
+    bestAccuracy: best.test_accuracy,
+    bestEpoch: best.epoch,
+    history,
+    trainSeconds,
+    imagesPerSecond: images / trainSeconds,
+    weightsPath,
+    steps,
+  };
+}

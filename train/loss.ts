@@ -1,0 +1,41 @@
+/**
+ * The reference loss: `nn.CrossEntropyLoss(label_smoothing=0.05)` on CutMix batches,
+ * `λ·CE_ls(logits, y_a) + (1−λ)·CE_ls(logits, y_b)` with the raw λ, batch mean.
+ *
+ * CE is linear in its target, so this equals one CE against the mixed smoothed target
+ * `λ·q(y_a) + (1−λ)·q(y_b)` with `q(y) = (1−ε)·onehot(y) + ε/C` (PyTorch's smoothing), which
+ * is how it is computed: one log-softmax, one product, one sum.
+ *
+ * @module
+ */
+import { type Tensor, tf } from "../runtime/tf.ts";
+
+/** The reference label smoothing. */
+export const LABEL_SMOOTHING = 0.05;
+
+/**
+ * Mean over the batch of `λ·CE_ls(y_a) + (1−λ)·CE_ls(y_b)`. `logits` [B, C] float32, `yA`/`yB`
+ * [B] int32, `lambda` the CutMix weight of y_a (1 without CutMix).
+ */
+export function cutmixSmoothedCrossEntropy(
+  logits: Tensor,
+  yA: Tensor,
+  yB: Tensor,
+  lambda: number,
+  smoothing = LABEL_SMOOTHING,
+): Tensor {
+  return tf.tidy(() => {
+    const [b, c] = logits.shape as [number, number];
+    const hot = (y: Tensor, w: number) =>
+      tf.mul(tf.oneHot(tf.cast(y, "int32") as tf.Tensor1D, c), w * (1 - smoothing));
+    const target = lambda === 1
+      ? tf.add(hot(yA, 1), smoothing / c)
+      : tf.add(tf.add(hot(yA, lambda), hot(yB, 1 - lambda)), smoothing / c);
+    return tf.div(tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)))), b);
+  });
+}
+
+/** Number of rows whose argmax equals `labels` (a scalar int32 tensor; stays on the device). */
+export function countCorrect(logits: Tensor, labels: Tensor): Tensor {
+  return tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(labels, "int32")), "int32")));
+}
