@@ -11,8 +11,18 @@ import { mobilevitSpec } from "./mobilevit.ts";
 import { shufflenetSpec } from "./shufflenet.ts";
 import { starnetSpec } from "./starnet.ts";
 import { mobilenet } from "./mobilenet.ts";
+import { efficientnet } from "./efficientnet.ts";
+import { fbnet } from "./fbnet.ts";
+import { tinynet } from "./tinynet.ts";
+import { mobileone } from "./mobileone.ts";
+import { ghostnet } from "./ghostnet.ts";
 
 registerModel(mobilenet);
+registerModel(efficientnet);
+registerModel(fbnet);
+registerModel(tinynet);
+registerModel(mobileone);
+registerModel(ghostnet);
 registerModel(convmixerSpec);
 registerModel(convnextSpec);
 registerModel(mobilevitSpec);
