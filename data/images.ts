@@ -1,0 +1,135 @@
+/**
+ * Image decoding and storage-size resampling with sharp (libvips). Every file-based reader goes
+ * through {@link decodeToStorage}, so all datasets share one decoder and one resampling policy.
+ *
+ * Policy, chosen to match torchvision's PIL pipeline as closely as libvips allows:
+ * - no EXIF auto-rotation (PIL's `Image.open(...).convert("RGB")` ignores the orientation tag);
+ * - the first frame of animated GIFs; alpha is dropped, not composited (as `convert("RGB")`);
+ * - greyscale and palette images are expanded to RGB by replication / palette lookup;
+ * - resampling uses libvips' `linear` kernel with shrink-on-load disabled, i.e. an antialiased
+ *   triangle filter, the same family as PIL's bilinear resize (not bit-identical);
+ * - truncated files are errors (PIL raises "image file is truncated" too); other decoder
+ *   warnings are tolerated.
+ *
+ * @module
+ */
+import sharp from "sharp";
+
+/** How a decoded image is brought to the stored fixed size. */
+export type StorageFit =
+  /** Resize the whole image to width x height, distorting the aspect ratio (torchvision `Resize((h, w))`). */
+  | "stretch"
+  /**
+   * Take the largest centred square (offsets floor((W-s)/2), floor((H-s)/2), as RandomResizedCrop's
+   * fallback) and resize it to the stored square size.
+   */
+  | "center-square";
+
+/** The fixed per-split storage shape of a dataset. */
+export interface StorageSpec {
+  /** Stored image height in pixels. */
+  height: number;
+  /** Stored image width in pixels. */
+  width: number;
+  /** Stored channels: 3 (RGB) or 1 (grey). */
+  channels: 1 | 3;
+  /** How source images are brought to this size (raw-array formats are stored as-is and ignore it). */
+  fit: StorageFit;
+}
+
+/** A decoded image at the stored size plus the source image's size. */
+export interface DecodedImage {
+  /** HWC uint8 pixels, `height * width * channels` bytes. */
+  pixels: Uint8Array;
+  /** Width of the source image before any resizing. */
+  sourceWidth: number;
+  /** Height of the source image before any resizing. */
+  sourceHeight: number;
+}
+
+let configured = false;
+
+/**
+ * Limits libvips to one thread per image: prepare decodes several images concurrently instead,
+ * which scales better for small images and keeps the cache cpu use bounded.
+ */
+function configure(): void {
+  if (configured) return;
+  sharp.concurrency(1);
+  sharp.cache(false);
+  configured = true;
+}
+
+/**
+ * Decodes an encoded image (JPEG, PNG, GIF, WebP, TIFF, ...) and resamples it to `spec`.
+ * Throws on undecodable or truncated input; the caller records the file as skipped.
+ */
+export async function decodeToStorage(encoded: Uint8Array, spec: StorageSpec): Promise<DecodedImage> {
+  configure();
+  const options = { failOn: "truncated" as const, pages: 1, page: 0 };
+  const meta = await sharp(encoded, options).metadata();
+  const sw = meta.width, sh = meta.height;
+  if (!sw || !sh) throw new Error("image has no size");
+  let pipe = sharp(encoded, options);
+  let cropW = sw, cropH = sh;
+  if (spec.fit === "center-square") {
+    const s = Math.min(sw, sh);
+    if (sw !== sh) {
+      pipe = pipe.extract({
+        left: Math.floor((sw - s) / 2),
+        top: Math.floor((sh - s) / 2),
+        width: s,
+        height: s,
+      });
+    }
+    cropW = cropH = s;
+  }
+  if (cropW !== spec.width || cropH !== spec.height) {
+    pipe = pipe.resize({
+      width: spec.width,
+      height: spec.height,
+      fit: "fill",
+      kernel: "linear",
+      fastShrinkOnLoad: false,
+    });
+  }
+  pipe = spec.channels === 1 ? pipe.greyscale() : pipe.toColourspace("srgb");
+  const { data, info } = await pipe.removeAlpha().raw({ depth: "uchar" }).toBuffer({
+    resolveWithObject: true,
+  });
+  if (info.width !== spec.width || info.height !== spec.height) {
+    throw new Error(`decoder returned ${info.width}x${info.height}, expected ${spec.width}x${spec.height}`);
+  }
+  const px = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return {
+    pixels: adaptChannels(px, info.channels, spec.channels, spec.width * spec.height),
+    sourceWidth: sw,
+    sourceHeight: sh,
+  };
+}
+
+/** Converts interleaved pixels between channel counts (1 -> 3 replicates; n -> 1 keeps the first). */
+function adaptChannels(px: Uint8Array, from: number, to: number, n: number): Uint8Array {
+  if (from === to) return px.slice();
+  const out = new Uint8Array(n * to);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < to; c++) out[i * to + c] = px[i * from + (from === 1 ? 0 : Math.min(c, from - 1))];
+  }
+  return out;
+}
+
+/** Converts planar CHW uint8 pixels (as in CIFAR records) to interleaved HWC. */
+export function planarToInterleaved(
+  src: Uint8Array,
+  channels: number,
+  height: number,
+  width: number,
+  out = new Uint8Array(channels * height * width),
+): Uint8Array {
+  const plane = height * width;
+  for (let c = 0; c < channels; c++) {
+    const base = c * plane;
+    for (let p = 0; p < plane; p++) out[p * channels + c] = src[base + p];
+  }
+  return out;
+}
