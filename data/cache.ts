@@ -104,7 +104,7 @@ export interface CacheManifest {
 
 /** Options of {@link buildCache}. */
 export interface BuildOptions {
-  /** Images decoded concurrently (default 4). */
+  /** Images decoded concurrently (default: the number of CPUs, at least 4; libvips runs one thread per image). */
   concurrency?: number;
   /** Receives progress and status lines (default: stderr). `null` silences them. */
   log?: ((line: string, transient: boolean) => void) | null;
@@ -349,7 +349,7 @@ export async function buildCache(
 
     const imageBytes = source.storage.height * source.storage.width * source.storage.channels;
     const chunk = Math.max(1, opts.chunk ?? Math.min(4096, Math.max(64, Math.floor((8 << 20) / imageBytes))));
-    const concurrency = Math.max(1, opts.concurrency ?? 4);
+    const concurrency = Math.max(1, opts.concurrency ?? Math.max(4, navigator.hardwareConcurrency));
     const total = source.splits.reduce((s, sp) => s + sp.count, 0);
     const startDone = source.splits.reduce((s, sp) => s + (journal!.splits[sp.name]?.sourceDone ?? 0), 0);
     let processed = 0;

@@ -157,7 +157,7 @@ export interface PrepareOptions extends BuildOptions {
   root?: string;
   /** Cache directory (default: {@link defaultCacheDir}). */
   cacheDir?: string;
-  /** Split method where a dataset has a choice (Stanford Dogs: "random" | "official"). */
+  /** Split method where a dataset has a choice (Stanford Dogs: "random" | "official"; HAM10000: "sklearn" | "stratified"). */
   split?: string;
   /** Seed of generated splits (default 0). */
   seed?: number;

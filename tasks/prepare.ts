@@ -17,11 +17,12 @@ options:
   --dataset ID       one of: ${Object.keys(DATASETS).join(", ")}
   --root DIR         dataset root (default: the dataset's default root, see --list)
   --cache DIR        cache directory (default .cache/<id>; must be under .cache/)
-  --split METHOD     stanford-dogs: random (default, the paper's seeded 80/20) | official
-  --seed N           seed of generated splits (stanford-dogs, ham10000; default 0)
+  --split METHOD     stanford-dogs: random (default, the paper's 80/20, seeded) | official
+                     ham10000: sklearn (default, the paper's exact split) | stratified (our Rng)
+  --seed N           seed of generated splits (stanford-dogs: 0; ham10000: random_state 42 / Rng seed 0)
   --size N           imagefolder: stored square size (default 256)
   --fit MODE         imagefolder: center-square (default) | stretch
-  --concurrency N    images decoded at once (default 4)
+  --concurrency N    images decoded at once (default: CPUs, at least 4)
   --force            rebuild even if the cache is up to date
   --list             list datasets with their layouts and default roots
   --help`;

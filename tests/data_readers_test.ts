@@ -9,6 +9,11 @@ import { BuildInterrupted, type CacheManifest, openCache } from "../data/cache.t
 import { prepareDataset, type PrepareOptions } from "../data/datasets.ts";
 import { safeRelPath } from "../data/readers/common.ts";
 import { maybeGunzip } from "../data/readers/idx.ts";
+import {
+  NumpyRandomState,
+  sklearnApproximateMode,
+  sklearnStratifiedSplit,
+} from "../data/readers/sklearn_split.ts";
 import { dictGet, readPickle } from "../data/readers/pickle.ts";
 import { UserError } from "../runtime/errors.ts";
 import {
@@ -252,28 +257,76 @@ Deno.test("stanford-dogs: seeded 80/20 split persisted and reused; official spli
   await Deno.remove(root, { recursive: true });
 });
 
-Deno.test("ham10000: sorted dx classes, stratified 70/15/15 with sklearn's sizes, persisted split", async () => {
+Deno.test("numpy RandomState and sklearn's stratified split reproduce numpy's own output", () => {
+  // Goldens from numpy 2.4: RandomState(42).permutation(10), RandomState(7).choice([...], 3, replace=False).
+  assert.deepEqual(new NumpyRandomState(42).permutation(10), [8, 1, 5, 0, 7, 2, 9, 4, 3, 6]);
+  assert.deepEqual(new NumpyRandomState(7).choiceNoReplace([3, 5, 8, 13, 21], 3), [3, 13, 8]);
+  // HAM-like labels (class sizes / 10, order = RandomState(1).permutation), split as the paper does;
+  // goldens from a transcription of sklearn's StratifiedShuffleSplit run on numpy 2.4.
+  const y: number[] = [];
+  [33, 51, 110, 12, 111, 670, 14].forEach((k, c) => y.push(...new Array(k).fill(c)));
+  new NumpyRandomState(1).shuffle(y);
+  const first = sklearnStratifiedSplit(y, 0.15, 42);
+  const second = sklearnStratifiedSplit(first.train.map((i) => y[i]), 0.17647058823529413, 42);
+  const digest = (v: number[]) => v.reduce((s, x, i) => s + i * x, 0);
+  assert.deepEqual(first.test.slice(0, 10), [280, 796, 47, 562, 142, 325, 762, 711, 465, 924]);
+  assert.deepEqual([first.test.length, digest(first.test)], [151, 5312091]);
+  assert.deepEqual(second.test.slice(0, 10), [623, 243, 270, 846, 29, 637, 774, 619, 826, 497]);
+  assert.deepEqual([second.test.length, digest(second.test)], [150, 4955701]);
+  assert.deepEqual([second.train.length, digest(second.train)], [700, 102466193]);
+  // The full HAM10000 class counts give the per-class test sizes of spec §3.1 (49/77/165/17/167/1006/2x).
+  const r = new NumpyRandomState(42);
+  const counts = [327, 514, 1099, 115, 1113, 6705, 142];
+  const nI = sklearnApproximateMode(counts, 10_015 - 1_503, r);
+  assert.deepEqual(sklearnApproximateMode(counts.map((c, i) => c - nI[i]), 1_503, r), [
+    49,
+    77,
+    165,
+    17,
+    167,
+    1006,
+    22,
+  ]);
+});
+
+Deno.test("ham10000: sorted dx classes, sklearn's 70/15/15 split (random_state 42), persisted", async () => {
   const root = await tmp();
   const f = await writeHam(root);
   const cacheDir = join(root, "cache");
   const r = await prep({ dataset: "ham10000", root, cacheDir });
   const m = r.manifest;
   assert.deepEqual(m.classNames, ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]);
-  // N = 38: test = ceil(0.15 * 38) = 6; val = ceil(0.17647 * 32) = 6; train = 26.
-  assert.equal(m.splits.test.count, 6);
-  assert.equal(m.splits.val.count, 6);
-  assert.equal(m.splits.train.count, 26);
+  // N = 46: test = ceil(0.15 * 46) = 7; val = ceil(0.17647 * 39) = 7; train = 32.
+  assert.deepEqual([m.splits.train.count, m.splits.val.count, m.splits.test.count], [32, 7, 7]);
   assert.deepEqual(m.splitOrder, ["train", "val", "test"]);
-  // Stratified: nv (20 of 38) gets floor or ceil of its share in the test split (6 * 20 / 38 = 3.16).
-  const nv = m.classNames.indexOf("nv");
-  assert.ok([3, 4].includes(m.splits.test.perClass[nv]), `nv in test: ${m.splits.test.perClass[nv]}`);
   const total = m.classNames.map((_, c) =>
     m.splits.train.perClass[c] + m.splits.val.perClass[c] + m.splits.test.perClass[c]
   );
   assert.deepEqual(total, perClass(f.items.map((t) => t.label), 7));
+  // Stratified: nv (20 of 46) gets floor or ceil of its share of the test split (7 * 20 / 46 = 3.04).
+  assert.ok([3, 4].includes(m.splits.test.perClass[m.classNames.indexOf("nv")]));
   const split = JSON.parse(await Deno.readTextFile(join(cacheDir, "split.json")));
+  assert.equal(split.seed, 42);
+  const labels = f.items.map((t) => t.label);
+  assert.deepEqual(
+    split.splits.test,
+    sklearnStratifiedSplit(labels, 0.15, 42).test.map((i) => f.items[i].id),
+  );
   const byId = new Map(f.items.map((t) => [t.id, t]));
   checkSolidSplit(await readAll(cacheDir, "val"), split.splits.val.map((id: string) => byId.get(id)!), 6);
+  // The Rng-based alternative keeps the sizes.
+  const alt = await prep({
+    dataset: "ham10000",
+    root,
+    cacheDir: join(root, "alt"),
+    split: "stratified",
+    seed: 5,
+  });
+  assert.deepEqual([
+    alt.manifest.splits.train.count,
+    alt.manifest.splits.val.count,
+    alt.manifest.splits.test.count,
+  ], [32, 7, 7]);
   // An image_id that tries to leave the root is rejected with the CSV line.
   const csv = join(root, "HAM10000_metadata.csv");
   await Deno.writeTextFile(
@@ -282,7 +335,7 @@ Deno.test("ham10000: sorted dx classes, stratified 70/15/15 with sklearn's sizes
   );
   await assert.rejects(
     prep({ dataset: "ham10000", root, cacheDir }),
-    /HAM10000_metadata\.csv:40: image_id "\.\.\/\.\.\/etc\/passwd"/,
+    /HAM10000_metadata\.csv:48: image_id "\.\.\/\.\.\/etc\/passwd"/,
   );
   await Deno.remove(root, { recursive: true });
 });

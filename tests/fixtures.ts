@@ -496,7 +496,7 @@ export const HAM_DX = ["nv", "mel", "bkl", "bcc", "akiec", "vasc", "df"];
  * localization) and `ISIC_xxxxxxx.jpg` files alternating between the two part folders.
  * `counts[i]` images of class `HAM_DX[i]`.
  */
-export async function writeHam(root: string, counts = [20, 4, 4, 3, 3, 2, 2]) {
+export async function writeHam(root: string, counts = [20, 5, 5, 4, 4, 4, 4]) {
   const rows: string[] = ["lesion_id,image_id,dx,dx_type,age,sex,localization"];
   const items: (ImageTruth & { id: string; dx: string })[] = [];
   const sorted = [...HAM_DX].sort();
@@ -629,7 +629,7 @@ export async function writeJpegBenchSet(parent: string, n: number): Promise<stri
   const root = join(parent, "imagenette2-160");
   const rng = new Rng(5);
   for (let i = 0; i < n; i++) {
-    const split = i % 5 === 4 ? "val" : "train";
+    const split = Math.floor(i / 10) % 5 === 4 ? "val" : "train";
     const c = i % 10;
     const w = 213, h = 160;
     // Smooth-ish content (8x8 random blocks upscaled) compresses like photos rather than noise.

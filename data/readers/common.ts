@@ -53,7 +53,7 @@ export interface ReaderOptions {
   root: string;
   /** Cache directory, where readers persist generated split files. */
   cacheDir: string;
-  /** Split method, for datasets that have a choice (Stanford Dogs: "random" | "official"). */
+  /** Split method, for datasets that have a choice (Stanford Dogs: "random" | "official"; HAM10000: "sklearn" | "stratified"). */
   split?: string;
   /** Seed for generated splits. */
   seed?: number;

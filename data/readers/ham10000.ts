@@ -5,14 +5,15 @@
  *
  * Class index: sorted `dx` (akiec 0, bcc 1, bkl 2, df 3, mel 4, nv 5, vasc 6).
  *
- * Split: stratified train / val / test = 70 / 15 / 15 with the paper's sizes (sklearn
- * `train_test_split(test_size=0.15)`, then `test_size=0.17647...` of the rest: 7,009 / 1,503 /
- * 1,503 for the full set). The per-class counts follow sklearn's `StratifiedShuffleSplit`
- * allocation (`_approximate_mode`), but the members are drawn with our `Rng(seed)`: sklearn's exact
- * members depend on numpy's MT19937 `RandomState(42)` stream, its legacy bounded-integer sampling
- * and the CSV's row order, so they cannot come out of this generator. The split is persisted to
- * `<cache>/split.json` (lists of image ids); an exported sklearn split can be dropped in its place
- * with method "stratified-70-15-15" and the same seed to reproduce the paper's members.
+ * Splits (`--split`), both train / val / test = 70 / 15 / 15 with the paper's sizes (7,009 / 1,503 /
+ * 1,503 for the full set), persisted to `<cache>/split.json` as lists of image ids:
+ * - `sklearn` (default): the paper's exact split. The authors call sklearn's
+ *   `train_test_split(df, test_size=0.15, stratify=df.dx, random_state=42)` and again on the rest
+ *   with `test_size=0.17647058823529413`; sklearn_split.ts reproduces that index stream (numpy's
+ *   MT19937 `RandomState`, legacy permutation, `StratifiedShuffleSplit`), so with the CSV rows in the
+ *   official file order the members equal the paper's. `--seed` sets `random_state` (default 42).
+ * - `stratified`: the same per-class allocation, members drawn with our `Rng(--seed)` (default 0);
+ *   not sklearn's members, for experiments across split seeds.
  *
  * Images are stored as the protocol's `Resize((224, 224))` (aspect distorted), used by both the
  * train and test transforms.
@@ -32,6 +33,7 @@ import {
   sortCodeUnits,
   statOrUndefined,
 } from "./common.ts";
+import { sklearnStratifiedSplit } from "./sklearn_split.ts";
 import { loadOrMakeSplit, splitHash } from "./splits.ts";
 
 const STORAGE: StorageSpec = { height: 224, width: 224, channels: 3, fit: "stretch" };
@@ -136,25 +138,39 @@ export async function openHam10000(opts: ReaderOptions): Promise<DatasetSource> 
   const classNames = sortCodeUnits([...new Set(dxs)]);
   const labelOf = new Map(classNames.map((c, i) => [c, i]));
   const labels = dxs.map((d) => labelOf.get(d)!);
-  const seed = opts.seed ?? 0;
-  const { split, reused } = await loadOrMakeSplit(
-    opts.cacheDir,
-    "ham10000",
-    "stratified-70-15-15",
-    seed,
-    ids,
-    () => {
-      const rng = new Rng(seed);
-      const first = stratifiedSplit(labels, classNames.length, 0.15, rng);
-      const rest = first.train;
-      const second = stratifiedSplit(rest.map((i) => labels[i]), classNames.length, 0.17647058823529413, rng);
+  const method = opts.split ?? "sklearn";
+  if (method !== "sklearn" && method !== "stratified") {
+    throw new UserError(
+      `--split ${method}: HAM10000 splits are "sklearn" (the paper's, random_state 42) or "stratified"`,
+    );
+  }
+  const seed = opts.seed ?? (method === "sklearn" ? 42 : 0);
+  const methodName = method === "sklearn" ? "sklearn-train_test_split-70-15-15" : "stratified-70-15-15";
+  const { split, reused } = await loadOrMakeSplit(opts.cacheDir, "ham10000", methodName, seed, ids, () => {
+    if (method === "sklearn") {
+      let first, second;
+      try {
+        first = sklearnStratifiedSplit(labels, 0.15, seed);
+        second = sklearnStratifiedSplit(first.train.map((i) => labels[i]), 0.17647058823529413, seed);
+      } catch (err) {
+        throw new UserError(`${csvPath}: ${(err as Error).message}`);
+      }
       return {
-        train: second.train.map((k) => ids[rest[k]]),
-        val: second.test.map((k) => ids[rest[k]]),
+        train: second.train.map((k) => ids[first.train[k]]),
+        val: second.test.map((k) => ids[first.train[k]]),
         test: first.test.map((i) => ids[i]),
       };
-    },
-  );
+    }
+    const rng = new Rng(seed);
+    const first = stratifiedSplit(labels, classNames.length, 0.15, rng);
+    const rest = first.train;
+    const second = stratifiedSplit(rest.map((i) => labels[i]), classNames.length, 0.17647058823529413, rng);
+    return {
+      train: second.train.map((k) => ids[rest[k]]),
+      val: second.test.map((k) => ids[rest[k]]),
+      test: first.test.map((i) => ids[i]),
+    };
+  });
   const indexOf = new Map(ids.map((id, i) => [id, i]));
   const items = (name: string): FileItem[] =>
     (split.splits[name] ?? []).map((id) => {
@@ -169,10 +185,13 @@ export async function openHam10000(opts: ReaderOptions): Promise<DatasetSource> 
     storage: STORAGE,
     splits: ["train", "val", "test"].map((s) => fileSplit(s, root, items(s), STORAGE)),
     sourceFiles: [csvPath, ...ids.map((id) => join(root, location.get(id) ?? `${PARTS[0]}/${id}.jpg`))],
-    options: { split: "stratified-70-15-15", seed, splitHash: await splitHash(split) },
+    options: { split: methodName, seed, splitHash: await splitHash(split) },
     notes: [
-      `stratified 70/15/15 split, seed ${seed}, ${reused ? "reused from" : "written to"} split.json ` +
-      `(sklearn's allocation, our Rng; not sklearn's exact members)`,
+      method === "sklearn"
+        ? `sklearn train_test_split 70/15/15, random_state ${seed} (the paper's split), ` +
+          `${reused ? "reused from" : "written to"} split.json`
+        : `stratified 70/15/15 split with our Rng, seed ${seed} (not sklearn's members), ` +
+          `${reused ? "reused from" : "written to"} split.json`,
     ],
   };
 }
