@@ -688,6 +688,8 @@ export function randomErasingBox(rng: Rng, size: number, op: RandomErasingOp): B
 
 /** CutMix parameters of one batch, exactly as coded (reference-spec §2). */
 export interface CutMixPlan extends CutMixBox {
+  /** perm[i]: the image pasted into image i (rows ≥ valid map to themselves). */
+  perm: Int32Array;
   /** Raw λ ~ U(0,1), the weight of yA (not area-corrected). */
   lambda: number;
   /** Drawn centre column and row. */
