@@ -91,7 +91,7 @@ function assertClose(
 /** PIL bilinear resize of box (left, top, w, h) to vw×vh, window (ox, oy) of S×S, optional flip. */
 function cpuResize(
   src: Uint8Array,
-  H: number,
+  _H: number,
   W: number,
   C: number,
   box: [number, number, number, number],
