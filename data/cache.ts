@@ -231,25 +231,24 @@ function isPermissionError(err: unknown): boolean {
   return err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied;
 }
 
-async function acquireLock(dir: string): Promise<void> {
+/**
+ * Takes an exclusive advisory lock (flock) on `<dir>/.prepare.lock`. The kernel drops it when the
+ * process dies, so a killed build never blocks its own resume, while two live builds of one
+ * directory are refused. The lock file itself stays.
+ */
+async function acquireLock(dir: string): Promise<Deno.FsFile> {
   const path = join(dir, LOCK);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await Deno.writeTextFile(path, String(Deno.pid), { createNew: true });
-      return;
-    } catch (err) {
-      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-      const pid = Number((await Deno.readTextFile(path).catch(() => "")).trim());
-      // A lock whose process is gone is left over from a killed run: take it over.
-      if (pid > 0 && pid !== Deno.pid && (await exists(`/proc/${pid}`))) {
-        throw new UserError(
-          `another prepare (pid ${pid}) is writing ${dir}; wait for it, or delete ${path} if it is gone`,
-        );
-      }
-      await Deno.remove(path).catch(() => {});
-    }
+  const file = await Deno.open(path, { read: true, write: true, create: true });
+  if (!(await file.tryLock(true))) {
+    const holder = (await Deno.readTextFile(path).catch(() => "")).trim();
+    file.close();
+    throw new UserError(
+      `another prepare${holder ? ` (pid ${holder})` : ""} is writing ${dir}; wait for it to finish`,
+    );
   }
-  throw new UserError(`could not lock ${dir}`);
+  await file.truncate(0);
+  await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+  return file;
 }
 
 function formatDuration(s: number): string {
@@ -330,7 +329,7 @@ export async function buildCache(
     log(`${source.id}: source or options changed since the cache was built; rebuilding`, false);
   }
 
-  await acquireLock(dir);
+  const lock = await acquireLock(dir);
   try {
     const journalPath = join(dir, JOURNAL);
     let journal = await readJson<Journal>(journalPath);
@@ -451,7 +450,7 @@ export async function buildCache(
     );
     return { status, manifest, processed, seconds };
   } finally {
-    await Deno.remove(join(dir, LOCK)).catch(() => {});
+    lock.close();
   }
 }
 

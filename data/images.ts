@@ -9,7 +9,10 @@
  * - resampling uses libvips' `linear` kernel with shrink-on-load disabled, i.e. an antialiased
  *   triangle filter, the same family as PIL's bilinear resize (not bit-identical);
  * - truncated files are errors (PIL raises "image file is truncated" too); other decoder
- *   warnings are tolerated.
+ *   warnings are tolerated;
+ * - formats libvips' prebuilt sharp cannot load (notably BMP) are reported as unreadable and
+ *   skipped by the cache builder; 16-bit images are reduced to 8 bits by libvips (may differ by 1
+ *   from PIL's high-byte conversion).
  *
  * @module
  */

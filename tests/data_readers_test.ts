@@ -432,6 +432,12 @@ Deno.test("cache: second prepare does nothing; a changed source rebuilds", async
   assert.deepEqual((await readAll(cacheDir, "train")).images.subarray(0, 768), fresh);
   // Changing a reader option (stored size) rebuilds too.
   assert.equal((await prep({ ...opts, size: 8 })).status, "built");
+  // A live build holding the directory's lock makes a second one refuse (flock; a dead one frees it).
+  const held = await Deno.open(join(cacheDir, ".prepare.lock"), { read: true, write: true });
+  assert.ok(await held.tryLock(true));
+  await assert.rejects(prep({ ...opts, force: true }), /another prepare .* is writing/);
+  held.close();
+  assert.equal((await prep({ ...opts, force: true })).status, "built");
   await Deno.remove(root, { recursive: true });
 });
 
