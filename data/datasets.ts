@@ -40,7 +40,12 @@ export interface DatasetInfo {
 
 /** Where datasets are looked for by default: `$XSCORE_DATASETS` or `./datasets`. */
 export function datasetsDir(): string {
-  return Deno.env.get("XSCORE_DATASETS") ?? "datasets";
+  try {
+    return Deno.env.get("XSCORE_DATASETS") ?? "datasets";
+  } catch {
+    // Without --allow-env (a task that only lists datasets) the default stands.
+    return "datasets";
+  }
 }
 
 const sq = (s: number, fit: StorageSpec["fit"] = "stretch", channels: 1 | 3 = 3): StorageSpec => ({
