@@ -1,43 +1,48 @@
 /**
  * Public entry of the kernels package: depthwise convolution and Squeeze-and-Excitation, each
- * with a `"stock"` implementation (plain tfjs ops) and a `"custom"` one (our WGSL kernels).
- * The model zoo calls only these two functions (models/core.ts `ops`).
- *
- * NOTE (kernel engineer): this file was created as the API contract with the stock paths only;
- * extend it with the custom path, keeping these signatures.
+ * with a `"stock"` implementation (plain tfjs ops with tfjs's own gradients) and a `"custom"` one
+ * (the registered Xs* kernels: WGSL on webgpu, stock-op equivalents on cpu). The model zoo calls
+ * only these two functions (models/core.ts `ops`). Both paths are differentiable under
+ * `tf.grads`, `tf.variableGrads` and optimizers.
  *
  * @module
  */
 import { type Tensor, tf } from "../runtime/tf.ts";
+import {
+  depthwiseConv2dStock,
+  type DepthwiseConvOptions,
+  dwGeometry,
+  XS_DEPTHWISE,
+  XS_DEPTHWISE_BACKPROP_FILTER,
+  XS_DEPTHWISE_BACKPROP_INPUT,
+} from "./depthwise.ts";
+import { type SeOptions, seShape, squeezeExciteStock, XS_SQUEEZE_EXCITE } from "./se.ts";
+import { registerXsKernels } from "./register.ts";
+
+export type { DepthwiseConvOptions } from "./depthwise.ts";
+export type { SeActivation, SeGate, SeOptions } from "./se.ts";
+export { depthwiseConv2dStock } from "./depthwise.ts";
+export { squeezeExciteStock } from "./se.ts";
+export { kernelTuning, setKernelTuning } from "./common.ts";
+export type { KernelTuning } from "./common.ts";
+export { registerXsKernels } from "./register.ts";
 
 /** Which implementation runs the hot ops: our WGSL kernels or the stock tfjs ops. */
 export type KernelChoice = "custom" | "stock";
 
-let defaultChoice: KernelChoice = "custom";
+let current: KernelChoice = "custom";
 
-/** Sets the implementation used when a caller does not choose. */
+/** Sets the implementation used when a caller does not choose (default "custom"). */
 export function setDefaultKernels(choice: KernelChoice): void {
-  defaultChoice = choice;
+  if (choice !== "custom" && choice !== "stock") {
+    throw new Error(`kernels must be "custom" or "stock", got ${choice}`);
+  }
+  current = choice;
 }
 
 /** The implementation used when a caller does not choose. */
 export function defaultKernels(): KernelChoice {
-  return defaultChoice;
-}
-
-/**
- * Depthwise convolution, NHWC, channel multiplier 1, symmetric zero padding `pad` = [ph, pw].
- * x [B,H,W,C], filter [kh,kw,C,1] -> [B, floor((H+2ph-kh)/sh)+1, floor((W+2pw-kw)/sw)+1, C].
- */
-export function depthwiseConv2d(
-  x: Tensor,
-  filter: Tensor,
-  o: { strides: [number, number]; pad: [number, number] },
-  _kernels: KernelChoice = defaultChoice,
-): Tensor {
-  const [ph, pw] = o.pad;
-  const padded = ph || pw ? tf.pad(x, [[0, 0], [ph, ph], [pw, pw], [0, 0]]) : x;
-  return tf.depthwiseConv2d(padded as tf.Tensor4D, filter as tf.Tensor4D, o.strides, "valid");
+  return current;
 }
 
 /** Squeeze-and-Excitation weights: w1 [C,Cr], b1 [Cr], w2 [Cr,C], b2 [C]. */
@@ -48,18 +53,93 @@ export interface SEWeights {
   b2: Tensor;
 }
 
-/** x · gate(fc2(act(fc1(mean_hw(x))))) for x [B,H,W,C]. */
+/**
+ * Depthwise 2D convolution, channel multiplier 1: x [B,H,W,C], filter [kh,kw,C,1] (tfjs layout),
+ * `strides` [sh,sw], PyTorch-style symmetric zero padding `pad` [ph,pw]; output
+ * [B, floor((H+2ph-kh)/sh)+1, floor((W+2pw-kw)/sw)+1, C]. An optional `bias` [C] is fused.
+ */
+export function depthwiseConv2d(
+  x: Tensor,
+  filter: Tensor,
+  options: DepthwiseConvOptions & { bias?: Tensor },
+  kernels: KernelChoice = current,
+): Tensor {
+  if (kernels === "stock") {
+    return depthwiseConv2dStock(
+      x as tf.Tensor4D,
+      filter as tf.Tensor4D,
+      options,
+      options.bias as tf.Tensor1D,
+    );
+  }
+  dwGeometry(x.shape, filter.shape, options.strides, options.pad);
+  registerXsKernels();
+  const inputs: tf.NamedTensorMap = options.bias ? { x, filter, bias: options.bias } : { x, filter };
+  return tf.engine().runKernel(XS_DEPTHWISE, inputs, {
+    strides: [...options.strides],
+    pad: [...options.pad],
+  }) as Tensor;
+}
+
+/**
+ * Squeeze-and-Excitation: y = x * gate(act(mean_hw(x) @ w1 + b1) @ w2 + b2), broadcast over H,W.
+ * x [B,H,W,C]; w1 [C,Cr], b1 [Cr], w2 [Cr,C], b2 [C]; act "relu" | "silu"; gate "sigmoid" |
+ * "hardsigmoid" (relu6(z+3)/6).
+ */
 export function squeezeExcite(
   x: Tensor,
-  w: SEWeights,
-  o: { act: "relu" | "silu"; gate: "sigmoid" | "hardsigmoid" },
-  _kernels: KernelChoice = defaultChoice,
+  weights: SEWeights,
+  options: SeOptions,
+  kernels: KernelChoice = current,
 ): Tensor {
-  const [b, , , c] = x.shape;
-  const pooled = tf.mean(x, [1, 2]);
-  const h = tf.add(tf.matMul(pooled, w.w1), w.b1);
-  const a = o.act === "relu" ? tf.relu(h) : tf.mul(h, tf.sigmoid(h));
-  const g = tf.add(tf.matMul(a, w.w2), w.b2);
-  const gate = o.gate === "sigmoid" ? tf.sigmoid(g) : tf.div(tf.relu6(tf.add(g, 3)), 6);
-  return tf.mul(x, tf.reshape(gate, [b, 1, 1, c]));
+  const { w1, b1, w2, b2 } = weights;
+  if (kernels === "stock") {
+    return squeezeExciteStock(x as tf.Tensor4D, {
+      w1: w1 as tf.Tensor2D,
+      b1: b1 as tf.Tensor1D,
+      w2: w2 as tf.Tensor2D,
+      b2: b2 as tf.Tensor1D,
+    }, options);
+  }
+  seShape(x.shape, w1.shape, options);
+  registerXsKernels();
+  return tf.engine().runKernel(XS_SQUEEZE_EXCITE, { x, w1, b1, w2, b2 }, {
+    act: options.act,
+    gate: options.gate,
+  }) as Tensor;
+}
+
+/**
+ * Input gradient of {@link depthwiseConv2d} through the custom kernel (for tests and benchmarks).
+ * `testOnly.unflippedTaps` deliberately breaks it (filter not rotated), to prove tests catch that.
+ */
+export function depthwiseConv2dBackpropInput(
+  dy: Tensor,
+  filter: Tensor,
+  inShape: [number, number, number, number],
+  options: DepthwiseConvOptions,
+  testOnly: { unflippedTaps?: boolean } = {},
+): Tensor {
+  registerXsKernels();
+  return tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_INPUT, { dy, filter }, {
+    strides: [...options.strides],
+    pad: [...options.pad],
+    inShape: [...inShape],
+    unflippedTaps: testOnly.unflippedTaps ?? false,
+  }) as Tensor;
+}
+
+/** Filter gradient of {@link depthwiseConv2d} through the custom two-stage kernel. */
+export function depthwiseConv2dBackpropFilter(
+  x: Tensor,
+  dy: Tensor,
+  filterShape: [number, number, number, number],
+  options: DepthwiseConvOptions,
+): Tensor {
+  registerXsKernels();
+  return tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_FILTER, { x, dy }, {
+    strides: [...options.strides],
+    pad: [...options.pad],
+    filterShape: [...filterShape],
+  }) as Tensor;
 }

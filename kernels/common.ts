@@ -1,0 +1,159 @@
+/**
+ * Shared plumbing for the custom WGSL kernels: the program shape tfjs-backend-webgpu expects,
+ * flat-dispatch helpers, work-per-thread tuning knobs and small WGSL snippets.
+ *
+ * Programs here index their buffers directly (`xIn[i]`, `result[i]`) instead of using the
+ * generated `getX(...)` accessors, so one kernel can view a tensor with any logical shape.
+ *
+ * @module
+ */
+import { tf, type WebGPUBackend } from "../runtime/tf.ts";
+import { adapterFacts } from "../runtime/webgpu.ts";
+
+/** A tfjs-backend-webgpu program (the interface `backend.runWebGPUProgram` consumes). */
+export type WebGPUProgram = tf.webgpu.WebGPUProgram;
+/** Values of a program's own uniforms, in the order its `uniforms` string declares them. */
+export type ProgramUniforms = Array<{ type: "int32" | "float32" | "uint32"; data: number[] }>;
+
+/**
+ * Work-per-thread and parallelism knobs. Software rasterisers (llvmpipe) and GPUs want different
+ * values: on a CPU, fewer and fatter threads cut redundant loads and scalarised index math; on a
+ * GPU, register pressure and occupancy favour small per-thread tiles and many threads.
+ */
+export interface KernelTuning {
+  /** Output columns per thread in the depthwise forward and input-grad kernels. */
+  dwColsPerThread: number;
+  /** Output columns per inner step of the depthwise filter-grad partial kernel. */
+  dwFilterGradCols: number;
+  /** Threads per workgroup of the flat (one thread per output tile) kernels. */
+  workgroupSize: number;
+  /** Threads per workgroup of the per-image SE squeeze kernels. */
+  seWorkgroupSize: number;
+  /** Pixels one thread walks in the SE channel-scale and input-grad kernels. */
+  sePixelsPerThread: number;
+  /** Target thread count of split reductions (filter-grad stage 1, pooling, bias grad). */
+  reduceTargetThreads: number;
+  /** Minimum rows summed by one thread of a split reduction (keeps stage 2 small). */
+  reduceMinRowsPerThread: number;
+}
+
+/** Defaults for software adapters, tuned on llvmpipe (2 cores). */
+const SOFTWARE_DEFAULTS: KernelTuning = {
+  dwColsPerThread: 16,
+  dwFilterGradCols: 16,
+  workgroupSize: 64,
+  seWorkgroupSize: 64,
+  sePixelsPerThread: 8,
+  reduceTargetThreads: 4096,
+  reduceMinRowsPerThread: 4,
+};
+
+/** Defaults for hardware GPUs (not tuned on one yet; conventional tile sizes). */
+const GPU_DEFAULTS: KernelTuning = {
+  dwColsPerThread: 4,
+  dwFilterGradCols: 4,
+  workgroupSize: 64,
+  seWorkgroupSize: 256,
+  sePixelsPerThread: 4,
+  reduceTargetThreads: 65536,
+  reduceMinRowsPerThread: 4,
+};
+
+let overrides: Partial<KernelTuning> = {};
+
+function softwareAdapter(): boolean {
+  try {
+    return adapterFacts().isFallbackAdapter;
+  } catch {
+    // Runtime not initialised through initRuntime (e.g. a bare tf.setBackend): assume the CPU rasteriser.
+    return true;
+  }
+}
+
+/** The tuning in effect: the adapter's defaults with any {@link setKernelTuning} overrides. */
+export function kernelTuning(): KernelTuning {
+  return { ...(softwareAdapter() ? SOFTWARE_DEFAULTS : GPU_DEFAULTS), ...overrides };
+}
+
+/**
+ * Overrides some tuning knobs (benchmarks, tests); `reset` drops earlier overrides first.
+ * Knobs baked into WGSL are part of each program's shader key, so changing them is safe.
+ */
+export function setKernelTuning(patch: Partial<KernelTuning>, reset = false): void {
+  const next = { ...(reset ? {} : overrides), ...patch };
+  for (const [k, v] of Object.entries(next)) {
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < 1 || (k !== "reduceTargetThreads" && v > 1024)) {
+      throw new RangeError(`kernel tuning ${k} must be a positive integer (<= 1024), got ${v}`);
+    }
+  }
+  overrides = next;
+}
+
+/** Target thread count of a split reduction on the current adapter. */
+export function reduceTargetThreads(): number {
+  return kernelTuning().reduceTargetThreads;
+}
+
+/**
+ * Splits a reduction over `rows` rows into chunks so that `lanes * chunks` threads reach the
+ * target parallelism; returns the chunk count and rows per chunk.
+ */
+export function splitRows(rows: number, lanes: number): { chunks: number; rowsPerChunk: number } {
+  const wanted = Math.ceil(reduceTargetThreads() / Math.max(1, lanes));
+  const maxChunks = Math.max(1, Math.floor(rows / kernelTuning().reduceMinRowsPerThread));
+  const chunks0 = Math.max(1, Math.min(wanted, maxChunks, rows));
+  const rowsPerChunk = Math.ceil(rows / chunks0);
+  return { chunks: Math.ceil(rows / rowsPerChunk), rowsPerChunk };
+}
+
+/** The active tfjs backend as the WebGPU backend (callers run only inside webgpu kernelFuncs). */
+export function gpuBackend(backend: unknown): WebGPUBackend {
+  return backend as WebGPUBackend;
+}
+
+/**
+ * Flat-dispatch fields for a program with `threads` threads: tfjs turns dispatches over 65535
+ * workgroups into a 2D/3D grid that overshoots, so every kernel bounds-checks `index`.
+ */
+export function flatDispatch(
+  outputShape: number[],
+  threads: number,
+  workgroupSize: number,
+): Pick<WebGPUProgram, "dispatchLayout" | "dispatch" | "workgroupSize"> {
+  return {
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.max(1, Math.ceil(threads / workgroupSize)), 1, 1],
+    workgroupSize: [workgroupSize, 1, 1],
+  };
+}
+
+/** WGSL type name of a float value with 1 or 4 components. */
+export function floatType(components: 1 | 4): string {
+  return components === 4 ? "vec4<f32>" : "f32";
+}
+
+/** Channel vector width for a channel count: vec4 when the count allows it. */
+export function channelComponents(channels: number): 1 | 4 {
+  return channels % 4 === 0 ? 4 : 1;
+}
+
+/** Runs `program` and returns its output; `uniforms` are the program-defined uniform values. */
+export function run(
+  backend: WebGPUBackend,
+  program: WebGPUProgram,
+  inputs: tf.TensorInfo[],
+  uniforms: ProgramUniforms,
+): tf.TensorInfo {
+  return backend.runWebGPUProgram(program, inputs, "float32", uniforms);
+}
+
+/** Integer uniforms, in declaration order. */
+export function ints(...values: number[]): ProgramUniforms {
+  return values.map((v) => ({ type: "int32" as const, data: [v] }));
+}
+
+/** Asserts that a tensor is float32 (the kernels bind f32 buffers only). */
+export function assertFloat32(t: tf.TensorInfo, what: string): void {
+  if (t.dtype !== "float32") throw new TypeError(`${what} must be float32, got ${t.dtype}`);
+}

@@ -1,0 +1,114 @@
+/**
+ * Registers the custom kernels with tfjs: WGSL implementations for the "webgpu" backend,
+ * stock-op implementations of the same kernels for the "cpu" backend (so code written against
+ * the custom kernels runs unchanged on the CPU reference backend), and their gradients
+ * (backend independent, so `tf.grads`, `tf.variableGrads` and optimizers work on both).
+ *
+ * @module
+ */
+import { tf } from "../runtime/tf.ts";
+import {
+  channelSumStockKernel,
+  channelSumWebGPU,
+  dwFilterGradStockKernel,
+  dwFilterGradWebGPU,
+  dwForwardStockKernel,
+  dwForwardWebGPU,
+  dwInputGradStockKernel,
+  dwInputGradWebGPU,
+  XS_CHANNEL_SUM,
+  XS_DEPTHWISE,
+  XS_DEPTHWISE_BACKPROP_FILTER,
+  XS_DEPTHWISE_BACKPROP_INPUT,
+} from "./depthwise.ts";
+import {
+  seForwardStockKernel,
+  seForwardWebGPU,
+  seGradStockKernel,
+  seGradWebGPU,
+  XS_SQUEEZE_EXCITE,
+  XS_SQUEEZE_EXCITE_GRAD,
+} from "./se.ts";
+
+let registered = false;
+
+/** Every kernel name this module registers, for diagnostics. */
+export const XS_KERNEL_NAMES: readonly string[] = [
+  XS_DEPTHWISE,
+  XS_DEPTHWISE_BACKPROP_INPUT,
+  XS_DEPTHWISE_BACKPROP_FILTER,
+  XS_CHANNEL_SUM,
+  XS_SQUEEZE_EXCITE,
+  XS_SQUEEZE_EXCITE_GRAD,
+];
+
+/**
+ * Registers all Xs* kernels and gradients once (idempotent; also skips names another copy of this
+ * module already registered). Called lazily by the public functions in kernels/mod.ts.
+ */
+export function registerXsKernels(): void {
+  if (registered) return;
+  registered = true;
+  // tfjs's KernelFunc type is narrower than what kernels may return (Tensors are TensorInfos).
+  const reg = (kernelName: string, backendName: string, kernelFunc: unknown) => {
+    if (tf.getKernel(kernelName, backendName) === undefined) {
+      tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as tf.KernelFunc });
+    }
+  };
+  reg(XS_DEPTHWISE, "webgpu", dwForwardWebGPU);
+  reg(XS_DEPTHWISE_BACKPROP_INPUT, "webgpu", dwInputGradWebGPU);
+  reg(XS_DEPTHWISE_BACKPROP_FILTER, "webgpu", dwFilterGradWebGPU);
+  reg(XS_CHANNEL_SUM, "webgpu", channelSumWebGPU);
+  reg(XS_SQUEEZE_EXCITE, "webgpu", seForwardWebGPU);
+  reg(XS_SQUEEZE_EXCITE_GRAD, "webgpu", seGradWebGPU);
+
+  reg(XS_DEPTHWISE, "cpu", dwForwardStockKernel);
+  reg(XS_DEPTHWISE_BACKPROP_INPUT, "cpu", dwInputGradStockKernel);
+  reg(XS_DEPTHWISE_BACKPROP_FILTER, "cpu", dwFilterGradStockKernel);
+  reg(XS_CHANNEL_SUM, "cpu", channelSumStockKernel);
+  reg(XS_SQUEEZE_EXCITE, "cpu", seForwardStockKernel);
+  reg(XS_SQUEEZE_EXCITE_GRAD, "cpu", seGradStockKernel);
+
+  if (tf.getGradient(XS_DEPTHWISE) === undefined) {
+    tf.registerGradient({
+      kernelName: XS_DEPTHWISE,
+      inputsToSave: ["x", "filter"],
+      gradFunc: (dy, saved, attrs) => {
+        const [x, filter] = saved;
+        const g = dy as tf.Tensor;
+        const conv = { strides: attrs.strides, pad: attrs.pad };
+        return {
+          x: () =>
+            tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_INPUT, { dy: g, filter }, {
+              ...conv,
+              inShape: x.shape,
+              unflippedTaps: false,
+            }),
+          filter: () =>
+            tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_FILTER, { x, dy: g }, {
+              ...conv,
+              filterShape: filter.shape,
+            }),
+          bias: () => tf.engine().runKernel(XS_CHANNEL_SUM, { x: g }, {}),
+        };
+      },
+    });
+  }
+  if (tf.getGradient(XS_SQUEEZE_EXCITE) === undefined) {
+    tf.registerGradient({
+      kernelName: XS_SQUEEZE_EXCITE,
+      inputsToSave: ["x", "w1", "b1", "w2", "b2"],
+      gradFunc: (dy, saved, attrs) => {
+        const [x, w1, b1, w2, b2] = saved;
+        // All five gradients come from one backward pass, so it runs here, once; the tape's
+        // enclosing tidy disposes the ones nobody asked for.
+        const [dx, dw1, db1, dw2, db2] = tf.engine().runKernel(
+          XS_SQUEEZE_EXCITE_GRAD,
+          { dy: dy as tf.Tensor, x, w1, b1, w2, b2 },
+          attrs,
+        ) as tf.Tensor[];
+        return { x: () => dx, w1: () => dw1, b1: () => db1, w2: () => dw2, b2: () => db2 };
+      },
+    });
+  }
+}
