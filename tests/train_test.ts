@@ -288,7 +288,7 @@ async function runTiny(
     const result = await train(model, syntheticSource(11), {
       schedule: SCHEDULE,
       dir,
-      seed: 5,
+      rng: new Rng(5),
       kernels: "stock",
       resume: opts.resume ?? false,
       fingerprint: { model: "tiny", seed: 5 },

@@ -41,8 +41,8 @@ export interface RunOptions {
   schedule: ScheduleSpec;
   /** Run directory: checkpoint, per-epoch CSV, final weights. */
   dir: string;
-  /** Seed of the model RNG (dropout / stochastic depth). */
-  seed: number;
+  /** The model RNG (dropout / stochastic depth), checkpointed with the run. */
+  rng: Rng;
   kernels: KernelChoice;
   /** Continue from `dir/checkpoint.safetensors` if present. */
   resume: boolean;
@@ -110,7 +110,7 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
   const paths = runPaths(o.dir);
   const vars = model.params.trainableVariables();
   const adam = createAdamState(vars);
-  const ctx: Ctx = { training: true, rng: new Rng(o.seed), kernels: o.kernels };
+  const ctx: Ctx = { training: true, rng: o.rng, kernels: o.kernels };
   const readEvery = o.readEvery ?? 25;
   const { epochs, stepsPerEpoch } = o.schedule;
   let history: EpochRecord[] = [];
@@ -119,7 +119,7 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
     const meta = await loadCheckpoint(paths.checkpoint, model.params, adam);
     assertSameRun(meta, o.fingerprint, paths.checkpoint);
     ctx.rng = Rng.fromState(meta.rngs.model);
-    data.setRngState(meta.rngs.loader);
+    data.setRngState(meta.rngs.data);
     history = meta.run.history as EpochRecord[];
     start = meta.epochsDone;
     log(`resumed from ${paths.checkpoint} after epoch ${start}/${epochs}`);
@@ -195,7 +195,7 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
       await writeFileAtomic(paths.epochs, formatCsv(Object.keys(rec), history.map((r) => Object.values(r))));
       const meta: CheckpointMeta = {
         epochsDone: epoch + 1,
-        rngs: { model: ctx.rng.state(), loader: data.rngState() },
+        rngs: { model: ctx.rng.state(), data: data.rngState() },
         run: { fingerprint: o.fingerprint, history },
       };
       await saveCheckpoint(paths.checkpoint, model.params, adam, meta);

@@ -1,0 +1,307 @@
+/**
+ * `deno task train --model M --dataset D [flags]`: trains one model on one dataset under a preset
+ * (default `paper`), checkpointing every epoch, and appends one row to `OUT/results.csv`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { runMain, UserError } from "../runtime/errors.ts";
+import { adapterFacts, assertBindable, GpuError, initRuntime } from "../runtime/webgpu.ts";
+import { exists, writeFileAtomic } from "../runtime/fs.ts";
+import { Rng } from "../runtime/rng.ts";
+import { tf } from "../runtime/tf.ts";
+import "../models/zoo.ts";
+import { buildModel, modelSpec } from "../models/registry.ts";
+import { type Ctx, MetaTensor, type ModelOptions, ops, Params, type Tensor } from "../models/core.ts";
+import { setDefaultKernels } from "../kernels/mod.ts";
+import { defaultCacheDir, getDataset, prepareDataset } from "../data/datasets.ts";
+import { openCache } from "../data/cache.ts";
+import { applyOverrides, buildPreset, describePreset, type Preset } from "../train/presets.ts";
+import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
+import { appendLedgerRow } from "../train/ledger.ts";
+import { openTrainSource } from "../train/source.ts";
+
+const USAGE = `usage: deno task train --model M --dataset D [options]
+
+options:
+  --model M          model id (deno task models lists them)
+  --dataset D        dataset id (deno task prepare --list lists them)
+  --data DIR         dataset root for preparing the cache (default: the dataset's default root)
+  --preset P         paper (default) | reference
+  --epochs N         override the preset's epochs (100)
+  --batch-size B     override the training batch size
+  --image-size S     override the input size (paper: 224)
+  --train-limit N    train on the first N training images only
+  --lr-max X         override lr_max
+  --seed S           seed of init, data order, augmentation, CutMix and dropout (default 1)
+  --kernels K        custom (default) | stock
+  --out DIR          results directory (default runs; the ledger is DIR/results.csv)
+  --resume           continue DIR/<run>/checkpoint.safetensors
+  --help`;
+
+/** Parsed command line of the train task. */
+export interface TrainArgs {
+  model: string;
+  dataset: string;
+  data?: string;
+  preset: string;
+  overrides: { epochs?: number; batchSize?: number; imageSize?: number; trainLimit?: number; lrMax?: number };
+  seed: number;
+  kernels: Ctx["kernels"];
+  out: string;
+  resume: boolean;
+}
+
+function positiveInt(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UserError(`--${name} ${v}: expected a positive integer`);
+  return n;
+}
+
+/** Parses train flags (also used by the sweep to validate its pass-through flags). */
+export function parseTrainArgs(args: string[]): TrainArgs | undefined {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: "string" },
+      dataset: { type: "string" },
+      data: { type: "string" },
+      preset: { type: "string", default: "paper" },
+      epochs: { type: "string" },
+      "batch-size": { type: "string" },
+      "image-size": { type: "string" },
+      "train-limit": { type: "string" },
+      "lr-max": { type: "string" },
+      seed: { type: "string", default: "1" },
+      kernels: { type: "string", default: "custom" },
+      out: { type: "string", default: "runs" },
+      resume: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) return undefined;
+  if (!values.model || !values.dataset) throw new UserError(`--model and --dataset are required\n${USAGE}`);
+  if (values.kernels !== "custom" && values.kernels !== "stock") {
+    throw new UserError(`--kernels ${values.kernels}: use custom or stock`);
+  }
+  const seed = Number(values.seed);
+  if (!Number.isInteger(seed) || seed < 0) {
+    throw new UserError(`--seed ${values.seed}: expected an integer >= 0`);
+  }
+  const lrMax = values["lr-max"] === undefined ? undefined : Number(values["lr-max"]);
+  if (lrMax !== undefined && !(lrMax > 0)) {
+    throw new UserError(`--lr-max ${values["lr-max"]}: expected a number > 0`);
+  }
+  return {
+    model: values.model,
+    dataset: values.dataset,
+    data: values.data,
+    preset: values.preset!,
+    overrides: {
+      epochs: positiveInt(values.epochs, "epochs"),
+      batchSize: positiveInt(values["batch-size"], "batch-size"),
+      imageSize: positiveInt(values["image-size"], "image-size"),
+      trainLimit: positiveInt(values["train-limit"], "train-limit"),
+      lrMax,
+    },
+    seed,
+    kernels: values.kernels,
+    out: values.out!,
+    resume: values.resume!,
+  };
+}
+
+/** Run directory name of one cell: `<model>_<dataset>_<preset>_s<seed>`. */
+export function runName(model: string, dataset: string, preset: string, seed: number): string {
+  return `${model}_${dataset}_${preset}_s${seed}`;
+}
+
+/**
+ * The largest single tensor (elements) of one training forward at batch `batch`, from meta-mode
+ * shapes: every op's inputs and outputs plus padded conv/pool inputs. Backward tensors have the
+ * same shapes as forward ones.
+ */
+export function largestActivation(
+  modelId: string,
+  o: ModelOptions,
+  batch: number,
+): { elements: number; where: string } {
+  const spec = modelSpec(modelId);
+  const opts = { ...spec.defaults, ...o };
+  const net = spec.build(new Params(0, true), opts);
+  const s = opts.imageSize;
+  let best = { elements: batch * s * s * 3, where: `input [${batch},${s},${s},3]` };
+  const see = (t: unknown, name: string, extra = 0) => {
+    if (!(t instanceof MetaTensor)) return;
+    const [b, h, w, c] = t.shape;
+    const n = t.shape.length === 4 && extra ? b * (h + 2 * extra) * (w + 2 * extra) * c : t.size;
+    if (n > best.elements) best = { elements: n, where: `${name} [${t.shape}]` };
+  };
+  const original = { ...ops };
+  const table = ops as unknown as Record<string, (...a: unknown[]) => unknown>;
+  for (const [name, fn] of Object.entries(original) as [string, (...a: unknown[]) => unknown][]) {
+    table[name] = (...args: unknown[]) => {
+      const out = fn(...args);
+      for (const t of [args[0], out].flat()) see(t, name);
+      if (name === "conv2d") {
+        const w = args[1] as MetaTensor, pad = (args[2] as { pad?: number | number[] }).pad;
+        see(args[0], "padded conv input", Math.max(...[pad ?? (w.shape[0] - 1) / 2].flat()));
+      }
+      return out;
+    };
+  }
+  try {
+    net.apply(new MetaTensor([batch, s, s, 3]) as unknown as Tensor, {
+      training: true,
+      rng: new Rng(0),
+      kernels: "stock",
+      counts: { macs: 0, fvFlops: 0 },
+    });
+  } finally {
+    Object.assign(ops, original);
+  }
+  return best;
+}
+
+/** The git commit of the working tree (for the ledger's `version`), or "unknown". */
+async function gitVersion(): Promise<string> {
+  try {
+    const head = (await Deno.readTextFile(".git/HEAD")).trim();
+    if (!head.startsWith("ref: ")) return head.slice(0, 12);
+    const ref = head.slice(5);
+    const loose = await Deno.readTextFile(`.git/${ref}`).catch(() => undefined);
+    if (loose) return loose.trim().slice(0, 12);
+    const packed = await Deno.readTextFile(".git/packed-refs");
+    return packed.split("\n").find((l) => l.endsWith(` ${ref}`))?.slice(0, 12) ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Opens the dataset's cache, preparing it first when it is missing. */
+async function ensureCache(dataset: string, root: string | undefined) {
+  const dir = defaultCacheDir(dataset);
+  if (!(await exists(`${dir}/manifest.json`))) {
+    console.log(`no cache for ${dataset} in ${dir}: preparing it (once)`);
+    await prepareDataset({ dataset, root, cacheDir: dir });
+  }
+  return await openCache(dir);
+}
+
+/** Runs one training job from parsed flags; returns the ledger row written. */
+export async function runTraining(a: TrainArgs): Promise<Record<string, string | number> | undefined> {
+  const info = getDataset(a.dataset);
+  modelSpec(a.model);
+  const preset: Preset = applyOverrides(buildPreset(a.preset, a.model, a.dataset), a.overrides);
+  const dir = `${a.out}/${runName(a.model, a.dataset, preset.name, a.seed)}`;
+  const paths = runPaths(dir);
+  const done = `${dir}/done.json`;
+  if (!a.resume && (await exists(paths.checkpoint)) && !(await exists(done))) {
+    throw new UserError(
+      `${paths.checkpoint} exists (an unfinished run): pass --resume to continue it, or remove ${dir}`,
+    );
+  }
+  if (a.resume && (await exists(done))) {
+    console.log(`${dir} already finished (${done}); nothing to do`);
+    return undefined;
+  }
+  if (!a.resume) {
+    // A new run over a finished one: start from scratch (the ledger keeps the old row).
+    for (const f of [done, paths.checkpoint, paths.epochs]) await Deno.remove(f).catch(() => {});
+  }
+  const facts = await initRuntime();
+  setDefaultKernels(a.kernels);
+  console.log(describePreset(preset));
+  console.log(`seed ${a.seed}, kernels ${a.kernels}, adapter ${facts.description}, run dir ${dir}`);
+
+  const cache = await ensureCache(info.id, a.data);
+  const numClasses = info.numClasses ?? cache.manifest.numClasses;
+  if (!numClasses) {
+    throw new UserError(`${info.id}: cannot tell the number of classes from the cache manifest`);
+  }
+  const modelOptions: ModelOptions = {
+    ...preset.modelOptions,
+    numClasses,
+    imageSize: preset.imageSize,
+    seed: a.seed,
+  };
+  // One image's largest activation, from meta-mode shapes; a batch's is B times as large.
+  const big = largestActivation(a.model, modelOptions, 1);
+  const limit = facts.limits.maxStorageBufferBindingSize;
+  assertBindable(
+    big.elements * 4 * preset.batchSize,
+    `${a.model}'s largest activation at batch ${preset.batchSize}, ${preset.imageSize} px (${big.where} per image)`,
+  );
+  // The eval batch only affects speed: shrink it to what one binding holds.
+  const evalBatch = Math.max(1, Math.min(preset.data.testBatch, Math.floor(limit / (big.elements * 4))));
+
+  const root = new Rng(a.seed);
+  const source: TrainSource = await openTrainSource(cache, preset, root.nextUint32(), evalBatch);
+  const model = buildModel(a.model, modelOptions);
+  const params = model.params.countTrainable();
+  console.log(
+    `${a.model}: ${params.toLocaleString("en")} trainable parameters; ${source.trainImages} train / ` +
+      `${source.testImages} test images, ${source.stepsPerEpoch} steps per epoch`,
+  );
+  await writeFileAtomic(`${dir}/preset.json`, JSON.stringify({ ...preset, seed: a.seed }, null, 1) + "\n");
+  const result = await train(model, source, {
+    schedule: {
+      epochs: preset.epochs,
+      stepsPerEpoch: source.stepsPerEpoch,
+      lrMax: preset.lrMax,
+      lrMin: preset.lrMin,
+    },
+    dir,
+    rng: root.fork(),
+    kernels: a.kernels,
+    resume: a.resume,
+    fingerprint: { ...preset, seed: a.seed },
+  });
+  const row = {
+    model: a.model,
+    dataset: info.id,
+    accuracy: result.accuracy.toFixed(2),
+    best_accuracy: result.bestAccuracy.toFixed(2),
+    best_epoch: result.bestEpoch,
+    epochs: preset.epochs,
+    preset: preset.name + (preset.overrides.length ? `+${preset.overrides.join("+")}` : ""),
+    seed: a.seed,
+    params,
+    image_size: preset.imageSize,
+    batch_size: preset.batchSize,
+    train_seconds: result.trainSeconds.toFixed(1),
+    images_per_second: result.imagesPerSecond.toFixed(2),
+    adapter: adapterFacts().description,
+    version: `${await gitVersion()} tfjs ${tf.version_core}`,
+    finished_at: new Date().toISOString(),
+  };
+  const ledger = `${a.out}/results.csv`;
+  await appendLedgerRow(ledger, row);
+  await writeFileAtomic(`${dir}/done.json`, JSON.stringify(row, null, 1) + "\n");
+  console.log(
+    `done: ${a.model} on ${info.id}: test accuracy ${row.accuracy}% (last epoch), best ${row.best_accuracy}% ` +
+      `(epoch ${row.best_epoch}); ${row.images_per_second} img/s; ${row.train_seconds} s training. ` +
+      `Row appended to ${ledger}; weights ${result.weightsPath}`,
+  );
+  model.params.dispose();
+  cache.close();
+  return row;
+}
+
+async function main(): Promise<void> {
+  const a = parseTrainArgs(Deno.args);
+  if (!a) {
+    console.log(USAGE);
+    return;
+  }
+  try {
+    await runTraining(a);
+  } catch (err) {
+    if (err instanceof NonFiniteLossError) throw new UserError(err.message, 3);
+    if (err instanceof GpuError) throw new UserError(`${err.message}; rerun with --resume`, 4);
+    throw err;
+  }
+}
+
+if (import.meta.main) await runMain(main);

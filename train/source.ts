@@ -1,0 +1,51 @@
+/**
+ * Adapts the data pipeline (data/cache.ts splits → data/loader.ts loaders with GPU augmentation)
+ * to the training loop's {@link TrainSource}.
+ *
+ * @module
+ */
+import type { CacheHandle } from "../data/cache.ts";
+import { createEvalLoader, createTrainLoader, fromCacheSplit } from "../data/loader.ts";
+import type { Preset } from "./presets.ts";
+import type { TrainSource } from "./loop.ts";
+
+/**
+ * The training source of a run: the `train` split through the preset's training transforms
+ * (CutMix included) and the `test` split through its test transforms at `evalBatch`. The
+ * loader derives each batch's generator from (seed, epoch, batch), so its checkpointed state is
+ * the seed alone.
+ */
+export async function openTrainSource(
+  cache: CacheHandle,
+  preset: Preset,
+  seed: number,
+  evalBatch: number,
+): Promise<TrainSource> {
+  const train = createTrainLoader({
+    source: fromCacheSplit(await cache.split("train")),
+    protocol: preset.data,
+    batchSize: preset.batchSize,
+    imageSize: preset.imageSize,
+    seed,
+    limit: preset.trainLimit,
+  });
+  const test = createEvalLoader({
+    source: fromCacheSplit(await cache.split("test")),
+    protocol: preset.data,
+    batchSize: evalBatch,
+    imageSize: preset.imageSize,
+  });
+  return {
+    stepsPerEpoch: train.batchesPerEpoch,
+    trainImages: train.count,
+    testImages: test.count,
+    trainBatches: (epoch) => train.epoch(epoch),
+    evalBatches: () => test.batchesIter(),
+    rngState: () => [seed],
+    setRngState: (state) => {
+      if (state[0] !== seed) {
+        throw new Error(`checkpoint data seed ${state[0]} differs from this run's ${seed}`);
+      }
+    },
+  };
+}
