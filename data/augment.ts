@@ -3,10 +3,10 @@
  * NHWC batch the models consume, with torchvision/PIL semantics (reference-spec §2, §3.1).
  *
  * Pipeline of one batch (each stage one tfjs WebGPU program, so tfjs owns ordering and buffers):
- * 1. upload: the raw bytes `[B, H, W, C]` go up once, packed 4 per int32 (no widening);
+ * 1. upload: the uint8 batch `[B, H, W, C]` goes up as one int32 per RGB pixel (grey replicated);
  * 2. geometry: crop box → PIL-style antialiased bilinear resize to S×S (random-resized-crop,
- *    Resize, Resize+CenterCrop), optional horizontal flip, grey → RGB; result rounded to uint8
- *    and kept packed as one int32 per RGB pixel `[B, S, S]`;
+ *    Resize, Resize+CenterCrop) as PIL's two separable passes (horizontal, then vertical, each
+ *    rounded to uint8), optional horizontal flip; kept packed, one int32 per pixel `[B, S, S]`;
  * 3. zero or more op passes: each applies one per-image op (RandAugment's 14 ops, ColorJitter's
  *    four) with uint8 truncation/clipping as PIL; a pass whose ops need image statistics
  *    (contrast mean, autocontrast range, equalize LUT) is preceded by a per-image stats kernel;
@@ -16,8 +16,8 @@
  * All randomness is drawn on the CPU from an {@link Rng} into small per-image parameter tensors
  * ({@link planTrainBatch}); the kernels are deterministic. Nothing is read back.
  *
- * Known deviations from PIL (tested bounds in tests/augment_test.ts): the resize accumulates in
- * float and rounds once (PIL rounds after each separable pass: ≤ 1 level); float32 instead of
+ * Known deviations from PIL (tested bounds in tests/augment_test.ts): float weights instead of
+ * PIL's 22-bit fixed-point ones in the resize (≤ 1 level, rarely); float32 instead of
  * PIL's mixed float/double arithmetic in hue and autocontrast (rare ±1 in the uint8 domain, and an
  * occasional 1-step hue difference); autocontrast uses the exact integer form of PIL's LUT formula.
  *
@@ -41,8 +41,12 @@ type Uniforms = Array<{ type: "int32" | "float32" | "uint32"; data: number[] }>;
 
 /** Floats per image in the geometry parameter tensor. */
 export const GEOM_STRIDE = 12;
-/** Floats per image in an op-pass parameter tensor. */
+/** Floats per op record (code + 7 arguments). */
 export const OP_STRIDE = 8;
+/** Ops one image can get in one op pass: any op first, then only pointwise ops (fused in registers). */
+export const OPS_PER_PASS = 4;
+/** Floats per image in an op-pass parameter tensor. */
+export const PASS_STRIDE = OPS_PER_PASS * OP_STRIDE;
 /** Floats per image in the output-pass parameter tensor. */
 export const OUT_STRIDE = 8;
 /** Int32 per image in the statistics tensor (3×256 equalize LUT, 3×(lo,hi), grey mean, pad). */
@@ -100,15 +104,79 @@ function flat(outputShape: number[], threads: number, wg = 64) {
   };
 }
 
-/** Crop + antialiased bilinear resize + flip + grey→RGB: uint8 bytes → packed RGB [B,S,S]. */
-class GeomProgram implements WebGPUProgram {
+// PIL ImagingResample's coefficient window: centre (i + 0.5)·scale, support max(scale, 1),
+// taps [trunc(centre − support + 0.5), trunc(centre + support + 0.5)) clamped to the box, weights
+// tri((tap − centre + 0.5) / max(scale, 1)) normalised to sum 1.
+const RESAMPLE_WGSL = `
+fn tri(t : f32) -> f32 { return max(0.0, 1.0 - abs(t)); }
+`;
+
+/**
+ * Horizontal resample pass (PIL's first pass): packed source pixels [n·H·W] → packed [B, H, S],
+ * rows outside the image's box left 0; columns are the output window (flipped if asked).
+ */
+class GeomHProgram implements WebGPUProgram {
   variableNames = ["src", "gp"];
   outputShape: number[];
-  shaderKey = "xsAugGeom";
+  shaderKey = "xsAugGeomH";
   dispatchLayout: { x: number[] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number];
-  uniforms = "srcH : i32, srcW : i32, srcC : i32, outS : i32, nPix : i32,";
+  uniforms = "srcH : i32, srcW : i32, outS : i32, nOut : i32,";
+  constructor(b: number, h: number, s: number) {
+    this.outputShape = [b, h, s];
+    const f = flat(this.outputShape, b * h * s);
+    this.dispatchLayout = f.dispatchLayout;
+    this.dispatch = f.dispatch;
+    this.workgroupSize = f.workgroupSize;
+  }
+  getUserCode(): string {
+    return `${PACK_WGSL}${RESAMPLE_WGSL}
+fn main(index : i32) {
+  if (index >= uniforms.nOut) { return; }
+  let s = uniforms.outS;
+  let hh = uniforms.srcH;
+  let b = index / (hh * s);
+  let rem = index - b * hh * s;
+  let y = rem / s;
+  var x = rem - y * s;
+  let p = b * ${GEOM_STRIDE};
+  let oy = i32(gp[p + 1]);
+  if (y < oy || y >= oy + i32(gp[p + 3])) {
+    result[index] = 0;
+    return;
+  }
+  if (gp[p + 8] > 0.5) { x = s - 1 - x; }
+  let bw = gp[p + 2];
+  let sc = bw / gp[p + 4];
+  let fs = max(sc, 1.0);
+  let cx = (f32(x) + gp[p + 6] + 0.5) * sc;
+  let x0 = max(i32(floor(cx - fs + 0.5)), 0);
+  let x1 = min(i32(floor(cx + fs + 0.5)), i32(bw));
+  let row = (b * hh + y) * uniforms.srcW + i32(gp[p]);
+  var acc = vec3<f32>(0.0);
+  var wsum = 0.0;
+  for (var xx = x0; xx < x1; xx++) {
+    let w = tri((f32(xx) - cx + 0.5) / fs);
+    acc += w * vec3<f32>(unpackRgb(src[row + xx]));
+    wsum += w;
+  }
+  let v = clamp(floor(acc / wsum + 0.5), vec3<f32>(0.0), vec3<f32>(255.0));
+  result[index] = packRgb(vec3<i32>(v));
+}
+`;
+  }
+}
+
+/** Vertical resample pass (PIL's second pass): packed [B, H, S] → packed [B, S, S]. */
+class GeomVProgram implements WebGPUProgram {
+  variableNames = ["mid", "gp"];
+  outputShape: number[];
+  shaderKey = "xsAugGeomV";
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  uniforms = "srcH : i32, outS : i32, nOut : i32,";
   constructor(b: number, s: number) {
     this.outputShape = [b, s, s];
     const f = flat(this.outputShape, b * s * s);
@@ -117,59 +185,28 @@ class GeomProgram implements WebGPUProgram {
     this.workgroupSize = f.workgroupSize;
   }
   getUserCode(): string {
-    return `${PACK_WGSL}
-fn srcByte(i : i32) -> f32 {
-  let w = bitcast<u32>(src[i >> 2u]);
-  return f32((w >> (u32(i & 3) * 8u)) & 255u);
-}
-fn srcPixel(b : i32, y : i32, x : i32) -> vec3<f32> {
-  let c = uniforms.srcC;
-  let at = ((b * uniforms.srcH + y) * uniforms.srcW + x) * c;
-  if (c == 1) {
-    let g = srcByte(at);
-    return vec3<f32>(g, g, g);
-  }
-  return vec3<f32>(srcByte(at), srcByte(at + 1), srcByte(at + 2));
-}
-fn tri(t : f32) -> f32 { return max(0.0, 1.0 - abs(t)); }
+    return `${PACK_WGSL}${RESAMPLE_WGSL}
 fn main(index : i32) {
-  if (index >= uniforms.nPix) { return; }
+  if (index >= uniforms.nOut) { return; }
   let s = uniforms.outS;
   let b = index / (s * s);
   let rem = index - b * s * s;
   let y = rem / s;
-  var x = rem - y * s;
+  let x = rem - y * s;
   let p = b * ${GEOM_STRIDE};
-  if (gp[p + 8] > 0.5) { x = s - 1 - x; }
-  let bw = gp[p + 2];
   let bh = gp[p + 3];
-  let scx = bw / gp[p + 4];
-  let scy = bh / gp[p + 5];
-  let fsx = max(scx, 1.0);
-  let fsy = max(scy, 1.0);
-  let cx = (f32(x) + gp[p + 6] + 0.5) * scx;
-  let cy = (f32(y) + gp[p + 7] + 0.5) * scy;
-  let x0 = max(i32(floor(cx - fsx + 0.5)), 0);
-  let x1 = min(i32(floor(cx + fsx + 0.5)), i32(bw));
-  let y0 = max(i32(floor(cy - fsy + 0.5)), 0);
-  let y1 = min(i32(floor(cy + fsy + 0.5)), i32(bh));
-  let ox = i32(gp[p]);
-  let oy = i32(gp[p + 1]);
+  let sc = bh / gp[p + 5];
+  let fs = max(sc, 1.0);
+  let cy = (f32(y) + gp[p + 7] + 0.5) * sc;
+  let y0 = max(i32(floor(cy - fs + 0.5)), 0);
+  let y1 = min(i32(floor(cy + fs + 0.5)), i32(bh));
+  let col = (b * uniforms.srcH + i32(gp[p + 1])) * s + x;
   var acc = vec3<f32>(0.0);
   var wsum = 0.0;
   for (var yy = y0; yy < y1; yy++) {
-    let wy = tri((f32(yy) - cy + 0.5) / fsy);
-    if (wy > 0.0) {
-      var row = vec3<f32>(0.0);
-      var wxs = 0.0;
-      for (var xx = x0; xx < x1; xx++) {
-        let wx = tri((f32(xx) - cx + 0.5) / fsx);
-        row += wx * srcPixel(b, oy + yy, ox + xx);
-        wxs += wx;
-      }
-      acc += wy * row;
-      wsum += wy * wxs;
-    }
+    let w = tri((f32(yy) - cy + 0.5) / fs);
+    acc += w * vec3<f32>(unpackRgb(mid[col + yy * s]));
+    wsum += w;
   }
   let v = clamp(floor(acc / wsum + 0.5), vec3<f32>(0.0), vec3<f32>(255.0));
   result[index] = packRgb(vec3<i32>(v));
@@ -201,7 +238,7 @@ fn main() {
   for (var k = t; k < 768; k += 256) { atomicStore(&hist[k], 0u); }
   if (t == 0) { atomicStore(&gsum, 0u); }
   workgroupBarrier();
-  let code = i32(op[b * ${OP_STRIDE}]);
+  let code = i32(op[b * ${PASS_STRIDE}]);
   let needHist = code == ${OpCode.autocontrast} || code == ${OpCode.equalize};
   let needMean = code == ${OpCode.contrast};
   let n = uniforms.outS * uniforms.outS;
@@ -338,6 +375,17 @@ fn hueShift(c : vec3<i32>, shift : i32) -> vec3<i32> {
     default: { return vec3<i32>(v, pp, qq); }
   }
 }
+// The pointwise ops (no neighbours, no statistics), which can follow any op within one pass.
+fn pointOp(code : i32, a : f32, c : vec3<i32>) -> vec3<i32> {
+  switch (code) {
+    case ${OpCode.brightness}: { return blendTo(vec3<f32>(0.0), vec3<f32>(c), a); }
+    case ${OpCode.color}: { return blendTo(vec3<f32>(f32(grey(c))), vec3<f32>(c), a); }
+    case ${OpCode.hue}: { return hueShift(c, i32(a)); }
+    case ${OpCode.posterize}: { return c & vec3<i32>(i32(a)); }
+    case ${OpCode.solarize}: { return select(c, vec3<i32>(255) - c, vec3<f32>(c) >= vec3<f32>(a)); }
+    default: { return c; }
+  }
+}
 fn main(index : i32) {
   if (index >= uniforms.nPix) { return; }
   let s = uniforms.outS;
@@ -347,7 +395,7 @@ fn main(index : i32) {
   let y = rem / s;
   let x = rem - y * s;
   let base = b * n;
-  let q = b * ${OP_STRIDE};
+  let q = b * ${PASS_STRIDE};
   let code = i32(op[q]);
   let c = unpackRgb(img[index]);
   let v = vec3<f32>(c);
@@ -366,10 +414,7 @@ fn main(index : i32) {
         if (xi < s && yi < s) { o = px(base, yi, xi); }
       }
     }
-    case ${OpCode.brightness}: { o = blendTo(vec3<f32>(0.0), v, op[q + 1]); }
     case ${OpCode.contrast}: { o = blendTo(vec3<f32>(f32(st[so + 774])), v, op[q + 1]); }
-    case ${OpCode.color}: { o = blendTo(vec3<f32>(f32(grey(c))), v, op[q + 1]); }
-    case ${OpCode.hue}: { o = hueShift(c, i32(op[q + 1])); }
     case ${OpCode.sharpness}: {
       if (x > 0 && y > 0 && x < s - 1 && y < s - 1) {
         let k1 = 1.0 / 13.0;
@@ -382,8 +427,6 @@ fn main(index : i32) {
         o = blendTo(sm, v, op[q + 1]);
       }
     }
-    case ${OpCode.posterize}: { o = c & vec3<i32>(i32(op[q + 1])); }
-    case ${OpCode.solarize}: { o = select(c, vec3<i32>(255) - c, v >= vec3<f32>(op[q + 1])); }
     case ${OpCode.autocontrast}: {
       for (var ch = 0; ch < 3; ch++) {
         let lo = st[so + 768 + 2 * ch];
@@ -394,7 +437,10 @@ fn main(index : i32) {
     case ${OpCode.equalize}: {
       o = vec3<i32>(st[so + c.x], st[so + 256 + c.y], st[so + 512 + c.z]);
     }
-    default: {}
+    default: { o = pointOp(code, op[q + 1], c); }
+  }
+  for (var k = 1; k < ${OPS_PER_PASS}; k++) {
+    o = pointOp(i32(op[q + k * ${OP_STRIDE}]), op[q + k * ${OP_STRIDE} + 1], o);
   }
   result[index] = packRgb(o);
 }
@@ -485,42 +531,50 @@ export interface SourceShape {
   channels: number;
 }
 
-/** Uploads `n` uint8 HWC images (packed 4 bytes per int32, no widening); the caller disposes. */
+/**
+ * Uploads `n` uint8 HWC images as one int32 per pixel (R | G<<8 | B<<16; grey replicated), the
+ * layout every kernel reads with a single load. The caller disposes the tensor.
+ */
 export function uploadBytes(pixels: Uint8Array, shape: SourceShape): Tensor {
-  const bytes = shape.n * shape.height * shape.width * shape.channels;
-  if (pixels.length < bytes) throw new RangeError(`need ${bytes} bytes, got ${pixels.length}`);
-  const words = Math.ceil(bytes / 4);
-  let view: Int32Array;
-  if (pixels.byteOffset % 4 === 0 && pixels.buffer.byteLength >= pixels.byteOffset + words * 4) {
-    view = new Int32Array(pixels.buffer as ArrayBuffer, pixels.byteOffset, words);
+  const n = shape.n * shape.height * shape.width;
+  const c = shape.channels;
+  if (pixels.length < n * c) throw new RangeError(`need ${n * c} bytes, got ${pixels.length}`);
+  const packed = new Int32Array(n);
+  if (c === 3) {
+    for (let i = 0, j = 0; i < n; i++, j += 3) {
+      packed[i] = pixels[j] | (pixels[j + 1] << 8) | (pixels[j + 2] << 16);
+    }
+  } else if (c === 1) {
+    for (let i = 0; i < n; i++) packed[i] = pixels[i] * 0x010101;
   } else {
-    const copy = new Uint8Array(words * 4);
-    copy.set(pixels.subarray(0, bytes));
-    view = new Int32Array(copy.buffer);
+    throw new RangeError(`images must have 1 or 3 channels, got ${c}`);
   }
-  // tfjs keeps a reference until the first GPU use uploads it (runWebGPUProgram copies it into a
-  // staging buffer synchronously), so the caller may reuse `pixels` right after geometryPass.
-  return tf.tensor1d(view, "int32");
+  return tf.tensor1d(packed, "int32");
 }
 
 /**
- * Geometry pass: for each image b, the box (x0, y0, w, h) of `geom[b]` is resized (PIL bilinear,
- * antialiased when shrinking) to a virtual vw×vh image whose window at (ox, oy) of size S×S is
- * kept, optionally flipped. `geom` rows: [x0, y0, w, h, vw, vh, ox, oy, flip, 0, 0, 0].
+ * Geometry: for each image b, the box (x0, y0, w, h) of `geom[b]` is resized (PIL bilinear,
+ * antialiased when shrinking; horizontal then vertical pass, each rounded to uint8 as PIL does)
+ * to a virtual vw×vh image whose S×S window at (ox, oy) is kept, optionally flipped.
+ * `geom` rows: [x0, y0, w, h, vw, vh, ox, oy, flip, 0, 0, 0]; `src` from {@link uploadBytes}.
  * Returns packed RGB int32 [B, S, S] (one uint8 RGB pixel per int32).
  */
 export function geometryPass(src: Tensor, shape: SourceShape, geom: Float32Array, size: number): Tensor {
   const b = geom.length / GEOM_STRIDE;
+  const h = shape.height;
   const gp = tf.tensor2d(geom, [b, GEOM_STRIDE], "float32");
+  let mid: Tensor | undefined;
   try {
-    return runProgram(
-      new GeomProgram(b, size),
+    mid = runProgram(
+      new GeomHProgram(b, h, size),
       [src, gp],
       "int32",
-      ints(shape.height, shape.width, shape.channels, size, b * size * size),
+      ints(h, shape.width, size, b * h * size),
     );
+    return runProgram(new GeomVProgram(b, size), [mid, gp], "int32", ints(h, size, b * size * size));
   } finally {
     gp.dispose();
+    mid?.dispose();
   }
 }
 
@@ -528,7 +582,7 @@ let dummyStats: Tensor | undefined;
 
 /** True if an op pass with these records needs the statistics kernel first. */
 function needsStats(ops: Float32Array): boolean {
-  for (let i = 0; i < ops.length; i += OP_STRIDE) {
+  for (let i = 0; i < ops.length; i += PASS_STRIDE) {
     const c = ops[i];
     if (c === OpCode.contrast || c === OpCode.autocontrast || c === OpCode.equalize) return true;
   }
@@ -536,13 +590,15 @@ function needsStats(ops: Float32Array): boolean {
 }
 
 /**
- * One op pass on packed RGB images [B, S, S]: image b gets the op of record b of `ops`
- * (`OP_STRIDE` floats: code, args). Runs the statistics kernel first when a record needs it.
+ * One op pass on packed RGB images [B, S, S]: image b gets the ops of record b of `ops`
+ * (`PASS_STRIDE` floats: up to {@link OPS_PER_PASS} records of code + args; only the first may
+ * read neighbours or statistics, see {@link encodePasses}). Runs the statistics kernel first when
+ * a first op needs it.
  * Returns a new tensor; `img` is not disposed.
  */
 export function opPass(img: Tensor, ops: Float32Array): Tensor {
   const [b, s] = img.shape;
-  const opT = tf.tensor2d(ops, [b, OP_STRIDE], "float32");
+  const opT = tf.tensor2d(ops, [b, PASS_STRIDE], "float32");
   let stats: Tensor | undefined;
   try {
     if (needsStats(ops)) {
@@ -1045,7 +1101,7 @@ export function compileEval(
 export interface BatchPlan {
   /** [B · GEOM_STRIDE] geometry records. */
   geom: Float32Array;
-  /** One [B · OP_STRIDE] record array per op pass (identity rows where an image has fewer ops). */
+  /** One [B · PASS_STRIDE] record array per op pass (identity where an image has fewer passes). */
   passes: Float32Array[];
   /** [B · OUT_STRIDE] erasing records, or undefined. */
   erase?: Float32Array;
@@ -1105,19 +1161,7 @@ export function planTrainBatch(
       if (e) erase.set([e.top, e.left, e.height, e.width], i * OUT_STRIDE);
     }
   }
-  const nPasses = Math.max(0, ...perImage.map((o) => o.length));
-  const passes: Float32Array[] = [];
-  for (let k = 0; k < nPasses; k++) {
-    const rec = new Float32Array(batch * OP_STRIDE);
-    for (let i = 0; i < batch; i++) {
-      const op = perImage[i][k];
-      if (op) {
-        rec[i * OP_STRIDE] = op.code;
-        rec.set(op.args, i * OP_STRIDE + 1);
-      }
-    }
-    passes.push(rec);
-  }
+  const passes = encodePasses(perImage.map(segmentOps), batch);
   return {
     geom,
     passes,
@@ -1125,6 +1169,51 @@ export function planTrainBatch(
     cutmix: cutmix ? drawCutMix(rng, p.size, batch, valid) : undefined,
     flips,
   };
+}
+
+/** True for ops that read only their own pixel and need no statistics (fusable after another op). */
+export function isPointwise(code: number): boolean {
+  return code === OpCode.brightness || code === OpCode.color || code === OpCode.hue ||
+    code === OpCode.posterize || code === OpCode.solarize || code === OpCode.identity;
+}
+
+/**
+ * Splits one image's op sequence into passes: an op that reads neighbours or image statistics
+ * (affine, sharpness, contrast, autocontrast, equalize) starts a new pass, so it sees the image
+ * as the previous ops left it; pointwise ops join the current pass (up to {@link OPS_PER_PASS}).
+ */
+export function segmentOps(ops: ImageOp[]): ImageOp[][] {
+  const segs: ImageOp[][] = [];
+  let cur: ImageOp[] = [];
+  for (const op of ops) {
+    if (cur.length > 0 && (!isPointwise(op.code) || cur.length >= OPS_PER_PASS)) {
+      segs.push(cur);
+      cur = [];
+    }
+    cur.push(op);
+  }
+  if (cur.length) segs.push(cur);
+  return segs;
+}
+
+/** Encodes per-image pass lists (from {@link segmentOps}) as one [B · PASS_STRIDE] array per pass. */
+export function encodePasses(perImage: ImageOp[][][], batch: number): Float32Array[] {
+  const nPasses = Math.max(0, ...perImage.map((o) => o.length));
+  const passes: Float32Array[] = [];
+  for (let k = 0; k < nPasses; k++) {
+    const rec = new Float32Array(batch * PASS_STRIDE);
+    for (let i = 0; i < batch; i++) {
+      const seg = perImage[i]?.[k] ?? [];
+      if (seg.length > OPS_PER_PASS) throw new RangeError(`at most ${OPS_PER_PASS} ops per pass`);
+      seg.forEach((op, j) => {
+        if (j > 0 && !isPointwise(op.code)) throw new RangeError(`op ${op.code} must start its pass`);
+        rec[i * PASS_STRIDE + j * OP_STRIDE] = op.code;
+        rec.set(op.args, i * PASS_STRIDE + j * OP_STRIDE + 1);
+      });
+    }
+    passes.push(rec);
+  }
+  return passes;
 }
 
 /** The geometry records of an evaluation batch (deterministic). */

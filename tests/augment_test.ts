@@ -11,9 +11,10 @@ import {
   chainGeometry,
   compileTrain,
   drawCutMix,
+  encodePasses,
   GEOM_STRIDE,
   geometryPass,
-  OP_STRIDE,
+  type ImageOp,
   OpCode,
   opPass,
   OUT_STRIDE,
@@ -25,6 +26,7 @@ import {
   randomResizedCropBox,
   readPacked,
   rotateMatrix,
+  segmentOps,
   uploadBytes,
 } from "../data/augment.ts";
 import { createEvalLoader, createTrainLoader, type ImageSource } from "../data/loader.ts";
@@ -124,20 +126,29 @@ function cpuResize(
     return rows;
   };
   const cx = coeffs(bw, vw), cy = coeffs(bh, vh);
+  // PIL: horizontal pass over the box rows into uint8, then the vertical pass.
+  const round8 = (v: number) => Math.max(0, Math.min(255, Math.floor(v + 0.5)));
+  const mid = new Uint8Array(bh * vw * 3);
+  for (let y = 0; y < bh; y++) {
+    for (let x = 0; x < vw; x++) {
+      for (let k = 0; k < 3; k++) {
+        let acc = 0;
+        const r = cx[x];
+        for (let i = 0; i < r.w.length; i++) {
+          acc += r.w[i] * src[((top + y) * W + left + r.min + i) * C + (C === 1 ? 0 : k)];
+        }
+        mid[(y * vw + x) * 3 + k] = round8(acc);
+      }
+    }
+  }
   const out = new Uint8Array(S * S * 3);
   for (let y = 0; y < S; y++) {
     for (let x = 0; x < S; x++) {
-      const vx = (flip ? S - 1 - x : x) + ox, vy = y + oy;
+      const vx = (flip ? S - 1 - x : x) + ox, r = cy[y + oy];
       for (let k = 0; k < 3; k++) {
         let acc = 0;
-        const ry = cy[vy], rx = cx[vx];
-        for (let j = 0; j < ry.w.length; j++) {
-          for (let i = 0; i < rx.w.length; i++) {
-            const sy = top + ry.min + j, sx = left + rx.min + i;
-            acc += ry.w[j] * rx.w[i] * src[(sy * W + sx) * C + (C === 1 ? 0 : k)];
-          }
-        }
-        out[(y * S + x) * 3 + k] = Math.max(0, Math.min(255, Math.floor(acc + 0.5)));
+        for (let j = 0; j < r.w.length; j++) acc += r.w[j] * mid[((r.min + j) * vw + vx) * 3 + k];
+        out[(y * S + x) * 3 + k] = round8(acc);
       }
     }
   }
@@ -315,13 +326,9 @@ function uploadIdentity(imgs: Uint8Array, B: number, S: number): tf.Tensor {
 }
 
 /** Runs one op per image on RGB images and reads the result back. */
-async function gpuOps(imgs: Uint8Array, B: number, S: number, ops: Array<{ code: number; args: number[] }>) {
+async function gpuOps(imgs: Uint8Array, B: number, S: number, ops: Array<ImageOp | ImageOp[]>) {
   const img = uploadIdentity(imgs, B, S);
-  const rec = new Float32Array(B * OP_STRIDE);
-  ops.forEach((o, i) => {
-    rec[i * OP_STRIDE] = o.code;
-    rec.set(o.args, i * OP_STRIDE + 1);
-  });
+  const [rec] = encodePasses(ops.map((o) => [Array.isArray(o) ? o : [o]]), B);
   const out = opPass(img, rec);
   const bytes = await readPacked(out);
   img.dispose();
@@ -646,6 +653,46 @@ Deno.test("RandAugment posterize, solarize, autocontrast, equalize, sharpness, c
     1,
     0.01,
   );
+});
+
+Deno.test("fused pass: a neighbourhood/statistics op then pointwise ops equals the ops one by one", async () => {
+  const chains: ImageOp[][] = [
+    [{ code: OpCode.contrast, args: [1.25] }, { code: OpCode.brightness, args: [0.9] }, {
+      code: OpCode.hue,
+      args: [-30],
+    }, { code: OpCode.color, args: [1.2] }],
+    [{ code: OpCode.affine, args: rotateMatrix(10, S) }, { code: OpCode.solarize, args: [170] }, {
+      code: OpCode.posterize,
+      args: [0xfe],
+    }],
+    [{ code: OpCode.equalize, args: [] }, { code: OpCode.brightness, args: [1.2] }],
+  ];
+  const gpu = await gpuOps(imgs, B, S, chains);
+  for (let b = 0; b < B; b++) {
+    let ref: Uint8Array = one(b);
+    for (const op of chains[b]) {
+      if (op.code === OpCode.contrast) ref = cpuContrast(ref, S, op.args[0]);
+      else if (op.code === OpCode.brightness) ref = cpuBrightness(ref, S, op.args[0]);
+      else if (op.code === OpCode.hue) ref = cpuHue(ref, S, op.args[0]);
+      else if (op.code === OpCode.color) ref = cpuColor(ref, S, op.args[0]);
+      else if (op.code === OpCode.affine) ref = cpuAffine(ref, S, op.args);
+      else if (op.code === OpCode.solarize) {
+        ref = cpuPointOp(ref, S, (r, g, bl) => [r, g, bl].map((v) => v < 170 ? v : 255 - v));
+      } else if (op.code === OpCode.posterize) {
+        ref = cpuPointOp(ref, S, (r, g, bl) => [r & 0xfe, g & 0xfe, bl & 0xfe]);
+      } else if (op.code === OpCode.equalize) ref = cpuLutOp(ref, S, equalizeLut);
+    }
+    assertClose(gpu.subarray(b * S * S * 3, (b + 1) * S * S * 3), ref, 8, 0.03, `chain ${b}`);
+  }
+  // Segmentation: ops needing neighbours or statistics start a pass.
+  const seg = segmentOps([
+    { code: OpCode.brightness, args: [1] },
+    { code: OpCode.hue, args: [1] },
+    { code: OpCode.contrast, args: [1] },
+    { code: OpCode.color, args: [1] },
+    { code: OpCode.affine, args: [1, 0, 0, 0, 1, 0] },
+  ]);
+  assertEquals(seg.map((p) => p.map((o) => o.code)), [[2, 5], [3, 4], [1]]);
 });
 
 // ---------------------------------------------------------------------------------------------
