@@ -16,7 +16,7 @@ import { type Ctx, MetaTensor, type ModelOptions, ops, Params, type Tensor } fro
 import { setDefaultKernels } from "../kernels/mod.ts";
 import { defaultCacheDir, getDataset, prepareDataset } from "../data/datasets.ts";
 import { openCache } from "../data/cache.ts";
-import { applyOverrides, buildPreset, describePreset, type Preset } from "../train/presets.ts";
+import { applyOverrides, buildPreset, describePreset, type Preset, presetLabel } from "../train/presets.ts";
 import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
 import { appendLedgerRow } from "../train/ledger.ts";
 import { openTrainSource } from "../train/source.ts";
@@ -265,7 +265,7 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
     best_accuracy: result.bestAccuracy.toFixed(2),
     best_epoch: result.bestEpoch,
     epochs: preset.epochs,
-    preset: preset.name + (preset.overrides.length ? `+${preset.overrides.join("+")}` : ""),
+    preset: presetLabel(preset),
     seed: a.seed,
     params,
     image_size: preset.imageSize,

@@ -153,3 +153,12 @@ export function describePreset(p: Preset): string {
     ...p.notes.map((n) => `  note: ${n}`),
   ].join("\n");
 }
+
+/**
+ * The preset as the ledger's `preset` column writes it: the name, plus each overridden field
+ * and its value (`paper;epochs=2;imageSize=32;trainLimit=4000`), so rows of differently
+ * configured runs stay apart (the sweep skips cells by it).
+ */
+export function presetLabel(p: Preset): string {
+  return [p.name, ...p.overrides.map((k) => `${k}=${p[k as keyof PresetOverrides]}`)].join(";");
+}
