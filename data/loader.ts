@@ -126,6 +126,8 @@ export interface EvalLoader {
   readonly pipeline: AugmentPipeline;
   /** All batches in source order; the caller disposes each `x`. */
   batchesIter(): AsyncIterable<EvalBatch>;
+  /** Same as {@link EvalLoader.batchesIter}: `for await (const b of loader)`. */
+  [Symbol.asyncIterator](): AsyncIterator<EvalBatch>;
 }
 
 function checkCommon(source: ImageSource, batchSize: number, imageSize: number, limit?: number): number {
@@ -206,10 +208,15 @@ export function createTrainLoader(o: TrainLoaderOptions): TrainLoader {
     state.nextBatch = startBatch;
     if (startBatch >= batchesPerEpoch) return;
     let next = prepare(ord, e, startBatch);
+    // A consumer that stops early abandons the prefetch; its failure must not become unhandled.
+    next.catch(() => {});
     for (let k = startBatch; k < batchesPerEpoch; k++) {
       const cur = await next;
       const x = augmentTrainBatch(pipeline, cur.plan, cur.pixels, shape);
-      if (k + 1 < batchesPerEpoch) next = prepare(ord, e, k + 1);
+      if (k + 1 < batchesPerEpoch) {
+        next = prepare(ord, e, k + 1);
+        next.catch(() => {});
+      }
       const cm = cur.plan.cutmix;
       let yBArr = cur.labels;
       if (cm) {
@@ -262,13 +269,17 @@ export function createEvalLoader(o: EvalLoaderOptions): EvalLoader {
 
   async function* batchesIter(): AsyncGenerator<EvalBatch> {
     let next = prepare(0);
+    next.catch(() => {});
     for (let k = 0; k < batches; k++) {
       const cur = await next;
       const x = augmentEvalBatch(pipeline, cur.pixels, shape);
-      if (k + 1 < batches) next = prepare(k + 1);
+      if (k + 1 < batches) {
+        next = prepare(k + 1);
+        next.catch(() => {});
+      }
       yield { x, labels: cur.labels, valid: cur.valid };
     }
   }
 
-  return { batches, count, pipeline, batchesIter };
+  return { batches, count, pipeline, batchesIter, [Symbol.asyncIterator]: () => batchesIter() };
 }

@@ -9,6 +9,7 @@ import { assertGpuHealthy, initRuntime } from "../runtime/webgpu.ts";
 import { Rng } from "../runtime/rng.ts";
 import {
   chainGeometry,
+  compileEval,
   compileTrain,
   drawCutMix,
   encodePasses,
@@ -30,7 +31,13 @@ import {
   uploadBytes,
 } from "../data/augment.ts";
 import { createEvalLoader, createTrainLoader, type ImageSource } from "../data/loader.ts";
-import { type DatasetProtocol, paperProtocol, referenceProtocol } from "../data/protocol.ts";
+import {
+  type DatasetProtocol,
+  paperProtocol,
+  PROTOCOL_DATASETS,
+  protocolFor,
+  referenceProtocol,
+} from "../data/protocol.ts";
 
 await initRuntime();
 
@@ -873,4 +880,39 @@ Deno.test("train loader without CutMix: yB equals yA, lambda 1; grey source expa
     assertEquals(b.x.shape, [4, 8, 8, 3]);
     tf.dispose([b.x, b.yA, b.yB]);
   }
+});
+
+Deno.test("every protocol compiles for its stored size at 32 px and at its own input size", () => {
+  // Stored sizes of data/datasets.ts.
+  const stored: Record<string, number> = {
+    "cifar10": 32,
+    "cifar100": 32,
+    "imagenette160": 192,
+    "stanford-dogs": 256,
+    "ham10000": 224,
+    "mit-indoor67": 256,
+    "miniplaces": 128,
+    "fashion-mnist": 28,
+    "imagefolder": 256,
+  };
+  assertEquals([...PROTOCOL_DATASETS].sort(), Object.keys(stored).sort());
+  for (const ds of PROTOCOL_DATASETS) {
+    for (const preset of ["reference", "paper"] as const) {
+      const p = protocolFor(ds, preset);
+      for (const size of [32, p.inputSize]) {
+        compileTrain(p, stored[ds], stored[ds], size);
+        const e = compileEval(p, stored[ds], stored[ds], size).fixed!;
+        assert(
+          e.ox >= 0 && e.oy >= 0 && e.ox + size <= e.vw && e.oy + size <= e.vh,
+          `${ds} ${preset} ${size}`,
+        );
+      }
+    }
+  }
+  // Stanford Dogs: CenterCrop(224) of the 256 image; at 32 px the same fraction (37 → 32).
+  const dogs = compileEval(referenceProtocol("stanford-dogs"), 256, 256, 224).fixed!;
+  assertEquals([dogs.vw, dogs.ox], [256, 16]);
+  const dogs32 = compileEval(referenceProtocol("stanford-dogs"), 256, 256, 32).fixed!;
+  assertEquals([dogs32.vw, dogs32.ox], [37, 2]);
+  assertEquals(paperProtocol("cifar10").train.map((o) => o.op), ["resize", "hflip", "colorJitter"]);
 });
