@@ -4,7 +4,8 @@
  * round-trips, concurrent ledger appends, the NaN stop, and bitwise-exact resume after a kill.
  * The loop tests use a tiny in-test model (conv + BN + dropout + linear) and synthetic batches.
  */
-import { assert, assertAlmostEquals, assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { UserError } from "../runtime/errors.ts";
 import { type Tensor, tf } from "../runtime/tf.ts";
 import { initRuntime } from "../runtime/webgpu.ts";
 import { Rng } from "../runtime/rng.ts";
@@ -17,6 +18,9 @@ import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors, transpose } from "../train/safetensors.ts";
 import { appendLedgerRow, LEDGER_COLUMNS, type LedgerRecord, readLedgerRecords } from "../train/ledger.ts";
 import { NonFiniteLossError, runPaths, SimulatedKill, train, type TrainSource } from "../train/loop.ts";
+import { applyOverrides, buildPreset, describePreset, presetLabel } from "../train/presets.ts";
+import { largestActivation } from "../tasks/train.ts";
+import { parseSweepArgs, pendingCells, slurmScript } from "../tasks/sweep.ts";
 
 // ---------------------------------------------------------------- schedule
 
@@ -372,4 +376,84 @@ Deno.test("NaN loss: clear error, non-finite weights never checkpointed, last go
   assert(err.message.includes("checkpoint"), err.message);
   assertEquals(await Deno.readFile(runPaths(dir).checkpoint), before);
   await Deno.remove(dir, { recursive: true });
+});
+
+// ---------------------------------------------------------------- presets, sweep, binding check
+
+Deno.test("presets: paper is uniform; reference carries the per-run exceptions; flags override single fields", () => {
+  const paper = buildPreset("paper", "mobilenet", "imagenette160");
+  assertEquals([paper.imageSize, paper.batchSize, paper.epochs, paper.lrMax, paper.lrMin], [
+    224,
+    32,
+    100,
+    1e-3,
+    1e-5,
+  ]);
+  assertEquals(buildPreset("paper", "mobilevit", "ham10000").lrMax, 1e-4);
+  const ref = (m: string, d: string) => buildPreset("reference", m, d);
+  assertEquals(ref("mobilenet", "imagenette160").imageSize, 160);
+  assertEquals(ref("shufflenet", "cifar10").batchSize, 64);
+  assertEquals(ref("mobilenet", "cifar10").batchSize, 32);
+  assertEquals(ref("mobilevit", "ham10000").lrMax, 1e-3);
+  assertEquals(ref("mobilevit", "cifar100").lrMax, 1e-4);
+  assertEquals(ref("tinynet", "stanford-dogs").lrMax, 1e-4);
+  assertEquals(ref("convmixer", "cifar10").modelOptions, { patchSize: 14 });
+  assertEquals(ref("efficientnet", "cifar100").modelOptions, { variant: "tv-b0" });
+  assertEquals(ref("mobilenet", "ham10000").data.train.map((t) => t.op), ["resize", "hflip"]);
+  const o = applyOverrides(paper, { epochs: 2, imageSize: 32, batchSize: 32 });
+  assertEquals([o.epochs, o.imageSize, o.batchSize, o.overrides], [2, 32, 32, ["epochs", "imageSize"]]);
+  assertEquals(presetLabel(o), "paper;epochs=2;imageSize=32");
+  assert(describePreset(o).includes("overridden by flags: epochs, imageSize"));
+});
+
+Deno.test("largest activation from meta shapes: MobileNetV2 at 224 px, batch 32 exceeds llvmpipe's 128 MiB binding", async () => {
+  await initRuntime();
+  const one = largestActivation("mobilenet", { numClasses: 10, imageSize: 224 }, 1);
+  // features.1's 3x3 depthwise over [112,112,32] and features.2's expanded [112,112,96], padded by 1.
+  assertEquals(one.elements, 114 * 114 * 96);
+  assert(one.elements * 4 * 32 > 128 * 2 ** 20);
+  assert(one.elements * 4 * 16 < 128 * 2 ** 20);
+  assertEquals(ops.conv2d.name, "conv2d", "ops restored after the meta run");
+});
+
+Deno.test("sweep: matrix from flags, skips cells already in the ledger, emits a Slurm array", async () => {
+  const out = await Deno.makeTempDir();
+  const s = parseSweepArgs([
+    "--models",
+    "mobilenet,shufflenet",
+    "--datasets=fashion-mnist",
+    "--seeds",
+    "1,2",
+    "--epochs",
+    "2",
+    "--out",
+    out,
+  ])!;
+  assertEquals(s.cells.length, 4);
+  assertEquals(s.pass, ["--epochs", "2", "--out", out]);
+  const done = Object.fromEntries(LEDGER_COLUMNS.map((c) => [c, 0])) as LedgerRecord;
+  await appendLedgerRow(`${out}/results.csv`, {
+    ...done,
+    model: "shufflenet",
+    dataset: "fashion-mnist",
+    seed: 2,
+    preset: "paper;epochs=2",
+  });
+  await appendLedgerRow(`${out}/results.csv`, {
+    ...done,
+    model: "mobilenet",
+    dataset: "fashion-mnist",
+    seed: 1,
+    preset: "paper",
+  });
+  const todo = await pendingCells(s);
+  assertEquals(todo.map((c) => `${c.model}/${c.seed}`), ["mobilenet/1", "mobilenet/2", "shufflenet/1"]);
+  const script = slurmScript(todo, s, "/repo");
+  assert(script.includes("#SBATCH --array=0-2"), script);
+  assert(
+    script.includes("tasks/train.ts --model shufflenet --dataset fashion-mnist --seed 1 --resume --epochs 2"),
+    script,
+  );
+  assertThrows(() => parseSweepArgs(["--models", "a", "--datasets", "b", "--seed", "3"]), UserError);
+  await Deno.remove(out, { recursive: true });
 });
