@@ -149,12 +149,12 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
         );
         tf.dispose([l0, c0, value, grads, logits, batch.x, batch.yA, batch.yB, x, yA, yB]);
         seen += batch.valid, step++, steps++, sessionSteps++;
-        if (step % readEvery === 0 || step === stepsPerEpoch) {
+        if (step % readEvery === 0 && step < stepsPerEpoch) {
           const loss = await checkedLoss(lossSum, seen, epoch, step);
-          const perStep = (performance.now() - sessionStart) / 1000 / sessionSteps -
-            evalSeconds / sessionSteps;
+          const acc = (await correct.data())[0] / seen * 100;
+          const perStep = ((performance.now() - sessionStart) / 1000 - evalSeconds) / sessionSteps;
           const eta = perStep * (epochs * stepsPerEpoch - steps) +
-            (epochs - epoch) * (evalSeconds / Math.max(1, epoch - start));
+            (epochs - epoch) * evalSeconds / Math.max(1, epoch - start);
           log(
             progressLine(
               epoch,
@@ -162,7 +162,7 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
               step,
               stepsPerEpoch,
               loss,
-              (await correct.data())[0] / seen * 100,
+              acc,
               seen / ((performance.now() - t0) / 1000),
               eta,
             ),

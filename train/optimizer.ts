@@ -31,6 +31,26 @@ export interface AdamState {
   sizes: number[];
 }
 
+/**
+ * A fused Adam step over the same flat state (e.g. kernels/adam.ts `fusedAdamStep`): updates
+ * `vars`, `m` and `v` in place at step number `step` (1-based) and learning rate `lr`.
+ */
+export type FusedAdam = (
+  vars: readonly tf.Variable[],
+  grads: readonly (Tensor | undefined)[],
+  m: tf.Variable,
+  v: tf.Variable,
+  step: number,
+  lr: number,
+) => void;
+
+let fused: FusedAdam | undefined;
+
+/** Routes {@link applyAdam} through `impl` (undefined: back to the stock-op path). */
+export function useFusedAdam(impl: FusedAdam | undefined): void {
+  fused = impl;
+}
+
 /** Fresh zero state for `vars` (PyTorch initialises the moments lazily to zeros; same thing). */
 export function createAdamState(vars: readonly tf.Variable[]): AdamState {
   const sizes = vars.map((v) => v.size);
@@ -64,6 +84,7 @@ export function applyAdam(
     throw new Error(`applyAdam: ${vars.length} variables but the state covers ${state.sizes.length}`);
   }
   state.step += 1;
+  if (fused) return fused(vars, grads, state.m, state.v, state.step, lr);
   const bc1 = 1 - beta1 ** state.step;
   const bc2Sqrt = Math.sqrt(1 - beta2 ** state.step);
   tf.tidy(() => {
