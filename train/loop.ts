@@ -191,7 +191,8 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
       };
       history.push(rec);
       evalSeconds += rec.eval_seconds;
-      log(summaryLine(rec, epochs));
+      const perEpoch = ((performance.now() - sessionStart) / 1000) / (epoch + 1 - start);
+      log(summaryLine(rec, epochs, perEpoch * (epochs - epoch - 1)));
       await writeFileAtomic(paths.epochs, formatCsv(Object.keys(rec), history.map((r) => Object.values(r))));
       const meta: CheckpointMeta = {
         epochsDone: epoch + 1,
@@ -268,11 +269,13 @@ function progressLine(
     `${acc.toFixed(2)}%  ${ips.toFixed(1)} img/s  ETA ${formatDuration(etaSeconds)}`;
 }
 
-function summaryLine(r: EpochRecord, epochs: number): string {
+function summaryLine(r: EpochRecord, epochs: number, etaSeconds: number): string {
   return `epoch ${r.epoch}/${epochs}  lr ${r.lr_first.toExponential(3)}→${r.lr_last.toExponential(3)}  ` +
     `loss ${r.train_loss.toFixed(4)}  train acc ${r.train_accuracy.toFixed(2)}%  test acc ` +
     `${r.test_accuracy.toFixed(2)}%  ${r.images_per_second.toFixed(1)} img/s  ` +
-    `train ${r.train_seconds.toFixed(1)} s  eval ${r.eval_seconds.toFixed(1)} s`;
+    `train ${r.train_seconds.toFixed(1)} s  eval ${r.eval_seconds.toFixed(1)} s  ETA ${
+      formatDuration(etaSeconds)
+    }`;
 }
 
 /** "1h02m", "3m05s", "12s". */
