@@ -17,7 +17,7 @@
  * ({@link planTrainBatch}); the kernels are deterministic. Nothing is read back.
  *
  * Known deviations from PIL (tested bounds in tests/augment_test.ts): float weights instead of
- * PIL's 22-bit fixed-point ones in the resize (≤ 1 level, rarely); float32 instead of
+ * PIL's 22-bit fixed-point ones in the resize (±1 level where a value sits on a .5 tie); float32 instead of
  * PIL's mixed float/double arithmetic in hue and autocontrast (rare ±1 in the uint8 domain, and an
  * occasional 1-step hue difference); autocontrast uses the exact integer form of PIL's LUT formula.
  *
@@ -154,10 +154,11 @@ fn main(index : i32) {
   let x0 = max(i32(floor(cx - fs + 0.5)), 0);
   let x1 = min(i32(floor(cx + fs + 0.5)), i32(bw));
   let row = (b * hh + y) * uniforms.srcW + i32(gp[p]);
+  let inv = 1.0 / fs;
   var acc = vec3<f32>(0.0);
   var wsum = 0.0;
   for (var xx = x0; xx < x1; xx++) {
-    let w = tri((f32(xx) - cx + 0.5) / fs);
+    let w = tri((f32(xx) - cx + 0.5) * inv);
     acc += w * vec3<f32>(unpackRgb(src[row + xx]));
     wsum += w;
   }
@@ -201,10 +202,11 @@ fn main(index : i32) {
   let y0 = max(i32(floor(cy - fs + 0.5)), 0);
   let y1 = min(i32(floor(cy + fs + 0.5)), i32(bh));
   let col = (b * uniforms.srcH + i32(gp[p + 1])) * s + x;
+  let inv = 1.0 / fs;
   var acc = vec3<f32>(0.0);
   var wsum = 0.0;
   for (var yy = y0; yy < y1; yy++) {
-    let w = tri((f32(yy) - cy + 0.5) / fs);
+    let w = tri((f32(yy) - cy + 0.5) * inv);
     acc += w * vec3<f32>(unpackRgb(mid[col + yy * s]));
     wsum += w;
   }

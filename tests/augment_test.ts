@@ -123,7 +123,7 @@ function cpuResize(
       const w: number[] = [];
       let sum = 0;
       for (let x = xmin; x < xmax; x++) {
-        const t = Math.abs((x - center + 0.5) / fs);
+        const t = Math.abs((x - center + 0.5) * (1 / fs));
         const k = t < 1 ? 1 - t : 0;
         w.push(k);
         sum += k;
@@ -404,7 +404,8 @@ Deno.test("geometry: crop + bilinear resize (down and up, RGB and grey) and flip
         So,
         r[8] === 1,
       );
-      assertClose(gpu.subarray(n * So * So * 3, (n + 1) * So * So * 3), cpu, 1, 0.02, `C=${C} row ${n}`);
+      // ±1 at exact .5 ties: neither float order nor PIL's 22-bit fixed point agree there.
+      assertClose(gpu.subarray(n * So * So * 3, (n + 1) * So * So * 3), cpu, 1, 0.05, `C=${C} row ${n}`);
     }
     // The flipped row is the mirror of the same crop unflipped.
     const cpuNoFlip = cpuResize(
@@ -547,8 +548,9 @@ Deno.test("ColorJitter ops with fixed factors: brightness, contrast, saturation,
     "hue",
     shifts.map((v) => ({ code: OpCode.hue, args: [v] })),
     (im, b) => cpuHue(im, S, shifts[b]),
+    // A float32 vs double difference can move the 8-bit hue by one step (≤ ~6 levels in a channel).
     8,
-    0.02,
+    0.01,
   );
 });
 
@@ -689,7 +691,7 @@ Deno.test("fused pass: a neighbourhood/statistics op then pointwise ops equals t
         ref = cpuPointOp(ref, S, (r, g, bl) => [r & 0xfe, g & 0xfe, bl & 0xfe]);
       } else if (op.code === OpCode.equalize) ref = cpuLutOp(ref, S, equalizeLut);
     }
-    assertClose(gpu.subarray(b * S * S * 3, (b + 1) * S * S * 3), ref, 8, 0.03, `chain ${b}`);
+    assertClose(gpu.subarray(b * S * S * 3, (b + 1) * S * S * 3), ref, 1, 0.02, `chain ${b}`);
   }
   // Segmentation: ops needing neighbours or statistics start a pass.
   const seg = segmentOps([
