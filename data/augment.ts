@@ -580,8 +580,6 @@ export function geometryPass(src: Tensor, shape: SourceShape, geom: Float32Array
   }
 }
 
-let dummyStats: Tensor | undefined;
-
 /** True if an op pass with these records needs the statistics kernel first. */
 function needsStats(ops: Float32Array): boolean {
   for (let i = 0; i < ops.length; i += PASS_STRIDE) {
@@ -603,12 +601,11 @@ export function opPass(img: Tensor, ops: Float32Array): Tensor {
   const opT = tf.tensor2d(ops, [b, PASS_STRIDE], "float32");
   let stats: Tensor | undefined;
   try {
-    if (needsStats(ops)) {
-      stats = runProgram(new StatsProgram(b), [img, opT], "int32", ints(s));
-    } else {
-      dummyStats ??= tf.keep(tf.zeros([1, STATS_STRIDE], "int32"));
-    }
-    return runProgram(new OpProgram(b, s), [img, opT, stats ?? dummyStats!], "int32", ints(s, b * s * s));
+    // Without statistics a tiny placeholder fills the binding (per call, so nothing outlives the pass).
+    stats = needsStats(ops)
+      ? runProgram(new StatsProgram(b), [img, opT], "int32", ints(s))
+      : tf.zeros([1, STATS_STRIDE], "int32");
+    return runProgram(new OpProgram(b, s), [img, opT, stats], "int32", ints(s, b * s * s));
   } finally {
     opT.dispose();
     stats?.dispose();

@@ -815,6 +815,7 @@ Deno.test("train loader: shapes, padding vs drop_last, seeded order, resume, no 
   assert(Array.from(loader.order(1)).join() !== Array.from(ord).join(), "epochs differ");
 
   const before = tf.memory().numTensors;
+  const bytesBefore = tf.memory().numBytes;
   let batches = 0;
   let third: Float32Array | undefined;
   for (let e = 0; e < 4 && batches < 20; e++) {
@@ -836,6 +837,7 @@ Deno.test("train loader: shapes, padding vs drop_last, seeded order, resume, no 
     }
   }
   assertEquals(tf.memory().numTensors, before, "no tensor leak");
+  assertEquals(tf.memory().numBytes, bytesBefore, "no byte leak");
   assertGpuHealthy();
 
   // Resume at epoch 1, batch 2 gives the same batch.
