@@ -6,7 +6,8 @@
  * stretched to the stored 192x192) at several decode concurrencies. Every build is forced, into
  * `.cache/bench/`.
  *
- * Part 2 (loader + GPU augmentation): see the marked section below.
+ * Part 2 (loader + GPU augmentation): images/s of training batches produced on the GPU from uint8
+ * sources, for the heaviest protocol, a large-source protocol and the real Fashion-MNIST cache.
  *
  * @module
  */
@@ -14,8 +15,13 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { runMain, UserError } from "../runtime/errors.ts";
 import { exists, writeFileAtomic } from "../runtime/fs.ts";
-import { DATASETS, prepareDataset } from "../data/datasets.ts";
+import { DATASETS, defaultCacheDir, prepareDataset } from "../data/datasets.ts";
 import { writeJpegBenchSet } from "../tests/fixtures.ts";
+import { openCache } from "../data/cache.ts";
+import { fromCacheSplit, type ImageSource } from "../data/loader.ts";
+import { type DatasetProtocol, paperProtocol, referenceProtocol } from "../data/protocol.ts";
+import { benchLoader, syntheticSource } from "../data/bench_loader.ts";
+import { initRuntime } from "../runtime/webgpu.ts";
 
 /** One row of the printed table. */
 interface Row {
@@ -65,17 +71,59 @@ async function jpegSet(n: number): Promise<string> {
   return join(parent, "imagenette2-160");
 }
 
-// ================================================================================================
-// LOADER THROUGHPUT — owned by the augmentation/loader engineer (data/loader.ts, data/augment*.ts).
-// Fill in: open a prepared cache with openCache() (data/cache.ts), run the batch loader with the
-// protocol's GPU augmentation for a few hundred batches per dataset, and return one Row per
-// configuration with stage "loader" (images/s after warm-up). Returning [] prints a note instead.
-// ================================================================================================
-// deno-lint-ignore require-await
-async function benchLoader(): Promise<Row[]> {
-  return [];
+/**
+ * Loader + GPU augmentation throughput at `size` px, batch 32: the heaviest protocol (CIFAR-100
+ * reference: RRC, flip, RandAugment, ColorJitter, erasing, CutMix) on a synthetic 32×32 source,
+ * the paper preset on a 256² source (Dogs-like), and the real Fashion-MNIST cache when prepared.
+ */
+async function benchLoaders(sizes: number[], batches: number): Promise<Row[]> {
+  await initRuntime();
+  const rows: Row[] = [];
+  const configs: {
+    name: string;
+    protocol: DatasetProtocol;
+    source: () => Promise<ImageSource | undefined>;
+  }[] = [
+    {
+      name: "cifar100 reference (synthetic 32²)",
+      protocol: referenceProtocol("cifar100"),
+      source: () => Promise.resolve(syntheticSource(2048, 32, 32, 3)),
+    },
+    {
+      name: "stanford-dogs paper (synthetic 256²)",
+      protocol: paperProtocol("stanford-dogs"),
+      source: () => Promise.resolve(syntheticSource(256, 256, 256, 3)),
+    },
+    {
+      name: "fashion-mnist reference (cache)",
+      protocol: referenceProtocol("fashion-mnist"),
+      source: async () => {
+        const dir = defaultCacheDir("fashion-mnist");
+        if (!(await exists(join(dir, "manifest.json")))) return undefined;
+        return fromCacheSplit(await (await openCache(dir)).split("train"));
+      },
+    },
+  ];
+  for (const size of sizes) {
+    for (const c of configs) {
+      const source = await c.source();
+      if (!source) {
+        console.log(`${c.name}: no cache (run deno task prepare --dataset fashion-mnist); row skipped`);
+        continue;
+      }
+      const r = await benchLoader({ protocol: c.protocol, source, imageSize: size, batchSize: 32, batches });
+      rows.push({
+        stage: `loader ${size}px`,
+        dataset: c.name,
+        images: r.batches * r.batchSize,
+        concurrency: "-",
+        seconds: (r.msPerBatch * r.batches) / 1000,
+        imagesPerSecond: r.imagesPerSecond,
+      });
+    }
+  }
+  return rows;
 }
-// ======================================== END LOADER SECTION ====================================
 
 function printTable(rows: Row[]): void {
   const header = ["stage", "dataset", "images", "concurrency", "seconds", "images/s"];
@@ -103,12 +151,16 @@ async function main(): Promise<void> {
       concurrency: { type: "string", default: "1,2,4" },
       reps: { type: "string", default: "2" },
       "skip-prepare": { type: "boolean", default: false },
+      "skip-loader": { type: "boolean", default: false },
+      sizes: { type: "string", default: "32,224" },
+      batches: { type: "string", default: "8" },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
     console.log(
-      "usage: deno task bench:data [--jpegs 500] [--concurrency 1,2,4] [--reps 2] [--skip-prepare]",
+      "usage: deno task bench:data [--jpegs 500] [--concurrency 1,2,4] [--reps 2] [--skip-prepare] " +
+        "[--skip-loader] [--sizes 32,224] [--batches 8]",
     );
     return;
   }
@@ -135,12 +187,11 @@ async function main(): Promise<void> {
     const jpegRoot = await jpegSet(n);
     for (const c of conc) rows.push(await benchPrepare("imagenette160", jpegRoot, c, reps));
   }
-  const loader = await benchLoader();
-  rows.push(...loader);
-  printTable(rows);
-  if (loader.length === 0) {
-    console.log("\nloader + augmentation throughput: not implemented yet (see tasks/bench_data.ts)");
+  if (!values["skip-loader"]) {
+    const sizes = values.sizes.split(",").map(Number);
+    rows.push(...await benchLoaders(sizes, Number(values.batches)));
   }
+  printTable(rows);
 }
 
 if (import.meta.main) await runMain(main);
