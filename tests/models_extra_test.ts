@@ -17,7 +17,8 @@ import { shufflenetSpec, ShuffleUnit } from "../models/shufflenet.ts";
 import { starnetSpec } from "../models/starnet.ts";
 import { TransformerEncoder, TransformerEncoderLayer } from "../models/transformer.ts";
 import { formatTable, modelRows } from "../tasks/models.ts";
-import type { ModelSpec } from "../models/registry.ts";
+import { buildModel, type ModelSpec } from "../models/registry.ts";
+import { defaultKernels } from "../kernels/mod.ts";
 
 const SPECS: Record<string, ModelSpec> = {
   convmixer: convmixerSpec,
@@ -500,3 +501,71 @@ Deno.test("ShuffleNet: no channel shuffle — a basic unit passes its first half
     p.dispose();
   }
 });
+
+/**
+ * Eval logits of each model (seed 1, then every weight and BN statistic perturbed from Rng(9) so
+ * that biases, running stats and the 1e-6 layer scale all matter) for a fixed input, as computed
+ * by tests/models_reference.py: a float64 numpy transliteration of the reference PyTorch modules
+ * (NCHW, state_dict names), fed with these weights. Regenerate: run this file with
+ * XS_DUMP_REFERENCE=<dir> (and --allow-write), then `python3 tests/models_reference.py <dir>/*.json`.
+ */
+// deno-fmt-ignore
+const REFERENCE_LOGITS: Record<
+  string,
+  { size: number; options?: Record<string, unknown>; logits: number[] }
+> = {
+  // GOLDEN-BEGIN
+  convmixer: { size: 40, options: { patchSize: 7 }, logits: [-0.79847833, -1.1577632, 1.3983191, -1.2952789, -0.07689654, 1.8738634, 0.028825141, 1.2631849, -1.0769048, -0.94957447, -0.72319422, -1.1801679, 1.3326616, -1.1524475, -0.032788659, 2.0191077, 0.10548039, 1.2752805, -1.2339091, -1.0315925] },
+  convnext: { size: 48, logits: [-1.4915414, -0.26514153, 1.4400758, 0.25653379, -1.1424184, -1.0540895, 0.91265759, -0.93303084, 0.36934621, 3.209398, -1.1267182, 1.314548, 1.8709685, 1.6409093, -0.062832048, 0.64566798, -1.0832232, -0.32355052, -0.53232358, 1.8490965] },
+  mobilevit: { size: 48, logits: [0.1274472, -0.38627766, 0.19414066, -0.5139049, -0.44428402, -0.067616364, 1.1754278, -0.38493132, 0.38989081, -0.50839161, 0.1276112, -0.38147749, 0.19288762, -0.51458649, -0.44832313, -0.069145223, 1.1784901, -0.38866138, 0.3910862, -0.51249095] },
+  shufflenet: { size: 48, logits: [-0.04671142, 0.2235948, -0.16745799, 0.36095761, -0.52025781, 0.20725243, 0.091967121, -0.47173038, -0.34075236, -0.001108963, -0.040637901, 0.19006261, -0.22305894, 0.32328975, -0.55203386, 0.22550837, 0.1232144, -0.43252441, -0.34655886, -0.0075594177] },
+  starnet: { size: 48, logits: [0.59103682, -0.69997648, 1.5406026, -0.23428468, -0.48759525, -1.0783462, 0.83234766, -0.52514019, 0.59730894, -0.58023445, 1.1075845, 0.025543323, 1.0687207, -0.21801065, -0.37947916, -0.86233264, 0.76918615, -0.21533992, 0.2649415, -0.41254422] },
+  // GOLDEN-END
+};
+
+/** The model and input of one {@link REFERENCE_LOGITS} case. */
+async function referenceCase(id: string, size: number, options: Record<string, unknown> = {}) {
+  const m = buildModel(id, { numClasses: 10, imageSize: size, seed: 1, ...options });
+  const rng = new Rng(9);
+  const draw = (n: number, lo: number, hi: number) => Array.from({ length: n }, () => rng.uniformIn(lo, hi));
+  const dump: Record<string, unknown> = {};
+  for (const e of m.params.entries) {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    let v: number[];
+    if (e.name.endsWith("running_var")) v = draw(n, 0.5, 1.5);
+    else if (e.name.endsWith("running_mean") || e.name.endsWith(".bias")) v = draw(n, -0.3, 0.3);
+    else if (e.shape.length === 1) v = draw(n, 0.5, 1.5); // BN/LN weights, ConvNeXt γ
+    else v = Array.from(await e.variable!.data(), (w) => 1.7 * w); // the init's scale, a little larger
+    const t = tf.tensor(v, e.shape);
+    e.variable!.assign(t);
+    t.dispose();
+    dump[e.name] = { shape: e.shape, layout: e.layout, data: v };
+  }
+  const input = draw(2 * size * size * 3, -2, 2);
+  return { m, input, dump };
+}
+
+for (const [id, c] of Object.entries(REFERENCE_LOGITS)) {
+  Deno.test(`${id}: eval logits match the numpy transliteration of the reference PyTorch module`, async () => {
+    await initRuntime();
+    const { m, input, dump } = await referenceCase(id, c.size, c.options);
+    try {
+      const x = tf.tensor(input, [2, c.size, c.size, 3]);
+      const y = m.apply(x, { training: false, rng: new Rng(0), kernels: defaultKernels() });
+      const got = Array.from(await y.data());
+      const dir = Deno.env.get("XS_DUMP_REFERENCE");
+      if (dir) {
+        const out = { id, size: c.size, options: c.options ?? {}, input, output: got, params: dump };
+        await Deno.writeTextFile(`${dir}/${id}.json`, JSON.stringify(out));
+      }
+      assertEquals(got.length, c.logits.length);
+      const scale = maxAbs(c.logits);
+      for (let i = 0; i < got.length; i++) {
+        assertAlmostEquals(got[i], c.logits[i], 2e-5 * scale, `${id} logit ${i}`);
+      }
+      tf.dispose([x, y]);
+    } finally {
+      m.params.dispose();
+    }
+  });
+}
