@@ -82,6 +82,34 @@ Deno.test("deno task models: every row counted in meta mode without initialising
   assert(text.includes("2,811,690") && text.includes("†"), text);
 });
 
+Deno.test({
+  name:
+    "deno task models CLI: --json at 100 classes, bad flags exit 2 with one line (needs --allow-run=deno)",
+  ignore: Deno.permissions.querySync({ name: "run", command: "deno" }).state !== "granted",
+  async fn() {
+    const run = (...args: string[]) =>
+      new Deno.Command("deno", {
+        args: ["run", "--allow-read=.", "tasks/models.ts", ...args],
+        cwd: new URL("..", import.meta.url),
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const ok = await run("--json", "--classes", "100", "--image-size", "160");
+    assertEquals(ok.code, 0, new TextDecoder().decode(ok.stderr));
+    const out = JSON.parse(new TextDecoder().decode(ok.stdout));
+    assertEquals([out.classes, out.imageSize], [100, 160]);
+    const mvit = out.rows.find((r: { model: string }) => r.model === "mobilevit");
+    assertEquals([mvit.params, mvit.paperAccountingParams], [4_713_732, 2_857_860]);
+    assertAlmostEquals(mvit.fvFlopsM, 1072, 0.6);
+    for (const args of [["--classes", "ten"], ["--image-size", "8"], ["--bogus"]]) {
+      const bad = await run(...args);
+      const err = new TextDecoder().decode(bad.stderr).trim();
+      assertEquals(bad.code, 2, `${args}: ${err}`);
+      assert(err.startsWith("error: ") && !err.includes("\n"), err);
+    }
+  },
+});
+
 Deno.test("ConvMixer: patch grid floor(H/P) for every patch size the scripts use", () => {
   // reference-spec §1.0/§1.2: P14@224 -> 16, P5@160 -> 32, P5@224 -> 44 (C100 run), P7@224 -> 32.
   const cases: [number, number, number][] = [[14, 224, 16], [5, 160, 32], [5, 224, 44], [7, 224, 32], [
