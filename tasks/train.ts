@@ -21,11 +21,11 @@ import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/
 import { appendLedgerRow } from "../train/ledger.ts";
 import { openTrainSource } from "../train/source.ts";
 
-const USAGE = `usage: deno task train --model M --dataset D [options]
+const USAGE = `usage: deno task train --model M [--dataset D] [options]
 
 options:
   --model M          model id (deno task models lists them)
-  --dataset D        dataset id (deno task prepare --list lists them)
+  --dataset D        dataset id (deno task prepare --list lists them; default fashion-mnist)
   --data DIR         dataset root for preparing the cache (default: the dataset's default root)
   --preset P         paper (default) | reference
   --epochs N         override the preset's epochs (100)
@@ -37,7 +37,12 @@ options:
   --kernels K        custom (default) | stock
   --out DIR          results directory (default runs; the ledger is DIR/results.csv)
   --resume           continue DIR/<run>/checkpoint.safetensors
-  --help`;
+  --help
+
+LR schedule: runs of >= 20 epochs use the reference per-epoch schedule (5 warm-up epochs from
+lr_max/5, cosine to exactly lr_min at the last epoch); shorter runs apply the same function per
+step, with the warm-up scaled to 5% of the steps. Results: DIR/results.csv (one row per run),
+DIR/<model>_<dataset>_<preset>_s<seed>/{epochs.csv,weights.safetensors,preset.json}.`;
 
 /** Parsed command line of the train task. */
 export interface TrainArgs {
@@ -65,7 +70,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
     args,
     options: {
       model: { type: "string" },
-      dataset: { type: "string" },
+      dataset: { type: "string", default: "fashion-mnist" },
       data: { type: "string" },
       preset: { type: "string", default: "paper" },
       epochs: { type: "string" },
@@ -81,7 +86,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
     },
   });
   if (values.help) return undefined;
-  if (!values.model || !values.dataset) throw new UserError(`--model and --dataset are required\n${USAGE}`);
+  if (!values.model) throw new UserError(`--model is required\n${USAGE}`);
   if (values.kernels !== "custom" && values.kernels !== "stock") {
     throw new UserError(`--kernels ${values.kernels}: use custom or stock`);
   }
@@ -95,7 +100,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
   }
   return {
     model: values.model,
-    dataset: values.dataset,
+    dataset: values.dataset!,
     data: values.data,
     preset: values.preset!,
     overrides: {

@@ -457,3 +457,33 @@ Deno.test("sweep: matrix from flags, skips cells already in the ledger, emits a 
   assertThrows(() => parseSweepArgs(["--models", "a", "--datasets", "b", "--seed", "3"]), UserError);
   await Deno.remove(out, { recursive: true });
 });
+
+Deno.test("train CLI: bad input is one line and exit 2", async () => {
+  const run = async (...args: string[]) => {
+    const out = await new Deno.Command("deno", {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write=.cache,runs",
+        "--allow-ffi",
+        "--allow-env",
+        "tasks/train.ts",
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, err: new TextDecoder().decode(out.stderr).trim() };
+  };
+  const bad = [
+    [["--model", "nope"], "unknown model"],
+    [["--model", "mobilenet", "--dataset", "nope"], "unknown dataset"],
+    [["--model", "mobilenet", "--preset", "nope"], "unknown preset"],
+    [["--model", "mobilenet", "--epochs", "0"], "--epochs 0"],
+  ] as const;
+  for (const [args, what] of bad) {
+    const r = await run(...args);
+    assertEquals(r.code, 2, r.err);
+    assert(r.err.startsWith("error: ") && r.err.includes(what) && !r.err.includes("\n"), r.err);
+  }
+});
