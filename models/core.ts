@@ -15,6 +15,7 @@
 import { type Tensor, tf } from "../runtime/tf.ts";
 import { Rng } from "../runtime/rng.ts";
 import { depthwiseConv2d, type KernelChoice, squeezeExcite } from "../kernels/mod.ts";
+import { batchNormTrain } from "../kernels/batchnorm.ts";
 
 export type { KernelChoice, Tensor };
 
@@ -276,14 +277,20 @@ export const ops = {
   /**
    * BatchNorm over all axes but the last (PyTorch BatchNorm2d/1d): batch statistics in training,
    * updating the running stats with momentum 0.1 and the unbiased variance; running stats in eval.
+   * With `kernels: "custom"` on webgpu, training runs the fused kernels of kernels/batchnorm.ts
+   * (issue 7), which also fuse `act` when it is relu/relu6.
    */
-  batchNorm(x: Tensor, bn: BatchNormParams, ctx: Ctx): Tensor {
+  batchNorm(x: Tensor, bn: BatchNormParams, ctx: Ctx, act: Activation = "identity"): Tensor {
     if (isMeta(x)) {
       ctx.counts!.fvFlops += 2 * numel(shp(x));
       return meta(shp(x));
     }
     if (!ctx.training) {
-      return tf.batchNorm(x, bn.runningMean, bn.runningVar, bn.beta, bn.gamma, bn.eps);
+      return ops.act(tf.batchNorm(x, bn.runningMean, bn.runningVar, bn.beta, bn.gamma, bn.eps), act);
+    }
+    if (ctx.kernels === "custom" && tf.getBackend() === "webgpu") {
+      const fused = act === "relu" || act === "relu6" ? act : "identity";
+      return ops.act(batchNormTrain(x, bn, fused), fused === act ? "identity" : act);
     }
     const axes = shp(x).slice(0, -1).map((_, i) => i);
     const { mean, variance } = tf.moments(x, axes);
@@ -293,7 +300,7 @@ export const ops = {
     (bn.runningVar as tf.Variable).assign(
       tf.add(tf.mul(bn.runningVar, 1 - m), tf.mul(variance, (m * n) / Math.max(n - 1, 1))),
     );
-    return tf.batchNorm(x, mean, variance, bn.beta, bn.gamma, bn.eps);
+    return ops.act(tf.batchNorm(x, mean, variance, bn.beta, bn.gamma, bn.eps), act);
   },
 
   /** LayerNorm over the last axis. `fvCounted` marks F.layer_norm (5 FLOPs/element in fvcore). */

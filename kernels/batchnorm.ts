@@ -1,0 +1,604 @@
+/**
+ * BatchNorm training (PyTorch `BatchNorm2d`/`1d` in train mode) as custom tfjs kernels.
+ *
+ * The stock composition (`tf.moments` + `tf.batchNorm` + running-stat arithmetic) costs ~14
+ * dispatches forward and ~25 backward per layer, and its reductions over N·H·W transpose the
+ * whole activation first. Here x is viewed as [R, C] (R = N·H·W, channels last) and:
+ *
+ * forward  (3 dispatches): split column statistics (chunks of rows → per-chunk mean and M2, shifted
+ *          single pass) → combine chunks (Chan) into mean/invstd AND update the running stats in
+ *          place (momentum, unbiased variance) → normalise (+ optional ReLU/ReLU6).
+ * backward (3 dispatches): split column sums of dy and dy·x̂ → combine into dγ, dβ → dx.
+ *
+ * Kernels: `XsBatchNormTrain` (inputs x, gamma, beta, runningMean, runningVar; outputs y and the
+ * saved [2, C] stats mean/invstd) and `XsBatchNormTrainGrad`, both registered for webgpu (WGSL) and
+ * cpu (plain loops, double accumulation). The running stats are written in place: callers pass
+ * variables that {@link batchNormTrain} first gives private buffers.
+ *
+ * @module
+ */
+import { type Tensor, tf, type WebGPUBackend } from "../runtime/tf.ts";
+import { ensurePrivate, rawDispatch, rawPipeline } from "./adam.ts";
+
+/** Activation fused into the normalisation. */
+export type BnActivation = "identity" | "relu" | "relu6";
+
+/** Registered kernel names. */
+export const BN_TRAIN_KERNEL = "XsBatchNormTrain";
+/** Registered kernel name of the backward pass. */
+export const BN_TRAIN_GRAD_KERNEL = "XsBatchNormTrainGrad";
+
+/** Attributes of {@link BN_TRAIN_KERNEL}. */
+export interface BnAttrs {
+  eps: number;
+  momentum: number;
+  act: BnActivation;
+  [key: string]: unknown;
+}
+
+const WG = 64;
+
+/** Threads a split reduction aims for: llvmpipe saturates with a few thousand, GPUs want far more. */
+let targetThreads: number | undefined;
+function reduceTarget(backend: WebGPUBackend): number {
+  if (targetThreads !== undefined) return targetThreads;
+  const info =
+    (backend as unknown as { adapterInfo?: { vendor?: string; architecture?: string } }).adapterInfo;
+  const soft = /llvmpipe|lavapipe|swiftshader|mesa/i.test(
+    `${info?.vendor ?? ""} ${info?.architecture ?? ""}`,
+  );
+  return soft ? 4096 : 65536;
+}
+
+/** Overrides the split-reduction thread target (tests force multi-chunk reductions with it). */
+export function setBnReduceTarget(threads: number | undefined): void {
+  targetThreads = threads;
+}
+
+/** Row chunks of a split reduction over `rows` rows with `lanes` threads per chunk. */
+function chunking(rows: number, lanes: number, target: number): { chunks: number; rowsPerChunk: number } {
+  const wanted = Math.max(1, Math.ceil(target / lanes));
+  const c0 = Math.max(1, Math.min(wanted, Math.floor(rows / 8), rows));
+  const rowsPerChunk = Math.ceil(rows / c0);
+  return { chunks: Math.ceil(rows / rowsPerChunk), rowsPerChunk };
+}
+
+// ---------------------------------------------------------------------------------------------
+// WGSL programs (tfjs program interface; flat dispatch, inputs indexed directly)
+// ---------------------------------------------------------------------------------------------
+
+type Program = tf.webgpu.WebGPUProgram;
+
+function flat(outputShape: number[], threads: number) {
+  return {
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.max(1, Math.ceil(threads / WG)), 1, 1] as [number, number, number],
+    workgroupSize: [WG, 1, 1] as [number, number, number],
+  };
+}
+
+function actSnippet(act: BnActivation, T: string): string {
+  if (act === "relu") return `z = max(z, ${T}(0.0));`;
+  if (act === "relu6") return `z = clamp(z, ${T}(0.0), ${T}(6.0));`;
+  return "";
+}
+
+/** The gradient mask of the activation at pre-activation z (tfjs semantics: relu z>0, relu6 0<z≤6). */
+function maskSnippet(act: BnActivation, T: string): string {
+  if (act === "relu") return `d = select(${T}(0.0), d, z > ${T}(0.0));`;
+  if (act === "relu6") return `d = select(${T}(0.0), d, (z > ${T}(0.0)) & (z <= ${T}(6.0)));`;
+  return "";
+}
+
+/**
+ * Stage 1 of the statistics: for each (chunk, channel) the chunk mean and M2 = Σ(x−mean)², from one
+ * pass of sums shifted by the chunk's first value (no cancellation for data far from zero).
+ * Output [chunks, 2, C].
+ */
+class StatsPartialProgram implements Program {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout!: Program["dispatchLayout"];
+  dispatch!: [number, number, number];
+  workgroupSize!: [number, number, number];
+  variableNames = ["x"];
+  variableComponents: number[];
+  outputComponent: number;
+  uniforms = "nThreads : i32, rows : i32, cv : i32, rowsPerChunk : i32,";
+  constructor(readonly rows: number, readonly c: number, readonly chunks: number, readonly rpc: number) {
+    const comp = c % 4 === 0 ? 4 : 1;
+    this.variableComponents = [comp];
+    this.outputComponent = comp;
+    this.outputShape = [chunks, 2, c];
+    Object.assign(this, flat(this.outputShape, chunks * (c / comp)));
+    this.shaderKey = `xsBnStats_${comp}`;
+  }
+  values() {
+    const cv = this.c / this.outputComponent;
+    return ints(this.chunks * cv, this.rows, cv, this.rpc);
+  }
+  getUserCode(): string {
+    const T = this.outputComponent === 4 ? "vec4<f32>" : "f32";
+    return `
+      fn main(index : i32) {
+        if (index >= uniforms.nThreads) { return; }
+        let cv = uniforms.cv;
+        let c = index % cv;
+        let chunk = index / cv;
+        let r0 = chunk * uniforms.rowsPerChunk;
+        let r1 = min(r0 + uniforms.rowsPerChunk, uniforms.rows);
+        let shift = x[r0 * cv + c];
+        var s = ${T}(0.0);
+        var q = ${T}(0.0);
+        for (var r = r0; r < r1; r++) {
+          let d = x[r * cv + c] - shift;
+          s = s + d;
+          q = q + d * d;
+        }
+        let n = f32(r1 - r0);
+        result[(chunk * 2) * cv + c] = shift + s / n;
+        result[(chunk * 2 + 1) * cv + c] = max(q - s * s / n, ${T}(0.0));
+      }`;
+  }
+}
+
+/** y = ((x − mean)·invstd)·γ + β, then the activation. Inputs x [R,C], stats [2,C], γ, β. */
+class NormalizeProgram implements Program {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout!: Program["dispatchLayout"];
+  dispatch!: [number, number, number];
+  workgroupSize!: [number, number, number];
+  variableNames = ["x", "stats", "gamma", "beta"];
+  variableComponents: number[];
+  outputComponent: number;
+  uniforms = "nThreads : i32, cv : i32,";
+  constructor(
+    readonly shape: number[],
+    readonly rows: number,
+    readonly c: number,
+    readonly act: BnActivation,
+  ) {
+    const comp = c % 4 === 0 ? 4 : 1;
+    this.variableComponents = [comp, comp, comp, comp];
+    this.outputComponent = comp;
+    this.outputShape = shape;
+    Object.assign(this, flat(shape, rows * (c / comp)));
+    this.shaderKey = `xsBnNorm_${comp}_${act}`;
+  }
+  values() {
+    const cv = this.c / this.outputComponent;
+    return ints(this.rows * cv, cv);
+  }
+  getUserCode(): string {
+    const T = this.outputComponent === 4 ? "vec4<f32>" : "f32";
+    return `
+      fn main(index : i32) {
+        if (index >= uniforms.nThreads) { return; }
+        let c = index % uniforms.cv;
+        var z = ((x[index] - stats[c]) * stats[uniforms.cv + c]) * gamma[c] + beta[c];
+        ${actSnippet(this.act, T)}
+        result[index] = z;
+      }`;
+  }
+}
+
+/**
+ * Stage 1 of the backward sums: per (chunk, channel) Σd and Σd·(x − mean), with d = dy masked by
+ * the activation's derivative at the recomputed pre-activation. Output [chunks, 2, C].
+ */
+class GradPartialProgram implements Program {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout!: Program["dispatchLayout"];
+  dispatch!: [number, number, number];
+  workgroupSize!: [number, number, number];
+  variableNames = ["dy", "x", "stats", "gamma", "beta"];
+  variableComponents: number[];
+  outputComponent: number;
+  uniforms = "nThreads : i32, rows : i32, cv : i32, rowsPerChunk : i32,";
+  constructor(
+    readonly rows: number,
+    readonly c: number,
+    readonly chunks: number,
+    readonly rpc: number,
+    readonly act: BnActivation,
+  ) {
+    const comp = c % 4 === 0 ? 4 : 1;
+    this.variableComponents = [comp, comp, comp, comp, comp];
+    this.outputComponent = comp;
+    this.outputShape = [chunks, 2, c];
+    Object.assign(this, flat(this.outputShape, chunks * (c / comp)));
+    this.shaderKey = `xsBnGradSums_${comp}_${act}`;
+  }
+  values() {
+    const cv = this.c / this.outputComponent;
+    return ints(this.chunks * cv, this.rows, cv, this.rpc);
+  }
+  getUserCode(): string {
+    const T = this.outputComponent === 4 ? "vec4<f32>" : "f32";
+    const needZ = this.act !== "identity";
+    return `
+      fn main(index : i32) {
+        if (index >= uniforms.nThreads) { return; }
+        let cv = uniforms.cv;
+        let c = index % cv;
+        let chunk = index / cv;
+        let r0 = chunk * uniforms.rowsPerChunk;
+        let r1 = min(r0 + uniforms.rowsPerChunk, uniforms.rows);
+        let mean = stats[c];
+        let invstd = stats[cv + c];
+        let g = gamma[c];
+        let b = beta[c];
+        _ = invstd; _ = g; _ = b;
+        var s = ${T}(0.0);
+        var p = ${T}(0.0);
+        for (var r = r0; r < r1; r++) {
+          let k = r * cv + c;
+          let xc = x[k] - mean;
+          var d = dy[k];
+          ${needZ ? `let z = (xc * invstd) * g + b;` : ""}
+          ${maskSnippet(this.act, T)}
+          s = s + d;
+          p = p + d * xc;
+        }
+        result[(chunk * 2) * cv + c] = s;
+        result[(chunk * 2 + 1) * cv + c] = p;
+      }`;
+  }
+}
+
+/** dx = γ·invstd·(d − Σd/R − x̂·Σd·x̂/R), with d the masked dy. */
+class GradInputProgram implements Program {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout!: Program["dispatchLayout"];
+  dispatch!: [number, number, number];
+  workgroupSize!: [number, number, number];
+  variableNames = ["dy", "x", "stats", "gamma", "beta", "dgamma", "dbeta"];
+  variableComponents: number[];
+  outputComponent: number;
+  uniforms = "nThreads : i32, cv : i32, invRows : f32,";
+  constructor(
+    readonly shape: number[],
+    readonly rows: number,
+    readonly c: number,
+    readonly act: BnActivation,
+  ) {
+    const comp = c % 4 === 0 ? 4 : 1;
+    this.variableComponents = Array(7).fill(comp);
+    this.outputComponent = comp;
+    this.outputShape = shape;
+    Object.assign(this, flat(shape, rows * (c / comp)));
+    this.shaderKey = `xsBnGradX_${comp}_${act}`;
+  }
+  values(): ProgramUniforms {
+    const cv = this.c / this.outputComponent;
+    return [...ints(this.rows * cv, cv), { type: "float32", data: [1 / this.rows] }];
+  }
+  getUserCode(): string {
+    const T = this.outputComponent === 4 ? "vec4<f32>" : "f32";
+    return `
+      fn main(index : i32) {
+        if (index >= uniforms.nThreads) { return; }
+        let cv = uniforms.cv;
+        let c = index % cv;
+        let invstd = stats[cv + c];
+        let xhat = (x[index] - stats[c]) * invstd;
+        let g = gamma[c];
+        var d = dy[index];
+        let z = xhat * g + beta[c];
+        _ = z;
+        ${maskSnippet(this.act, T)}
+        let inv = ${T}(uniforms.invRows);
+        result[index] = (g * invstd) * (d - dbeta[c] * inv - xhat * (dgamma[c] * inv));
+      }`;
+  }
+}
+
+type ProgramUniforms = Array<{ type: "int32" | "float32" | "uint32"; data: number[] }>;
+function ints(...v: number[]): ProgramUniforms {
+  return v.map((x) => ({ type: "int32" as const, data: [x] }));
+}
+
+/**
+ * Stage 2 of the forward statistics (raw dispatch, one thread per channel): combines the chunk
+ * (mean, M2) pairs (Chan et al.), writes stats = [mean; invstd] and updates the running stats in
+ * place: rm ← (1−μ)·rm + μ·mean, rv ← (1−μ)·rv + μ·R/(R−1)·var.
+ */
+const STATS_COMBINE_WGSL = `
+struct U { c : u32, chunks : u32, rows : u32, rpc : u32, eps : f32, keep : f32, mom : f32, momUnbiased : f32 };
+@group(0) @binding(0) var<storage, read> partial : array<f32>;
+@group(0) @binding(1) var<storage, read_write> stats : array<f32>;
+@group(0) @binding(2) var<storage, read_write> rm : array<f32>;
+@group(0) @binding(3) var<storage, read_write> rv : array<f32>;
+@group(0) @binding(4) var<uniform> u : U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
+  let c = gid.x;
+  if (c >= u.c) { return; }
+  let total = f32(u.rows);
+  var mean = 0.0;
+  for (var k = 0u; k < u.chunks; k++) {
+    let n = f32(min(u.rpc, u.rows - k * u.rpc));
+    mean = mean + n * partial[(k * 2u) * u.c + c];
+  }
+  mean = mean / total;
+  var m2 = 0.0;
+  for (var k = 0u; k < u.chunks; k++) {
+    let n = f32(min(u.rpc, u.rows - k * u.rpc));
+    let d = partial[(k * 2u) * u.c + c] - mean;
+    m2 = m2 + partial[(k * 2u + 1u) * u.c + c] + n * d * d;
+  }
+  let variance = m2 / total;
+  stats[c] = mean;
+  stats[u.c + c] = inverseSqrt(variance + u.eps);
+  rm[c] = rm[c] * u.keep + mean * u.mom;
+  rv[c] = rv[c] * u.keep + variance * u.momUnbiased;
+}`;
+
+/** Stage 2 of the backward sums (raw dispatch): dβ = Σd, dγ = invstd·Σd·(x − mean). */
+const GRAD_COMBINE_WGSL = `
+struct U { c : u32, chunks : u32, pad0 : u32, pad1 : u32 };
+@group(0) @binding(0) var<storage, read> partial : array<f32>;
+@group(0) @binding(1) var<storage, read> stats : array<f32>;
+@group(0) @binding(2) var<storage, read_write> dgamma : array<f32>;
+@group(0) @binding(3) var<storage, read_write> dbeta : array<f32>;
+@group(0) @binding(4) var<uniform> u : U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
+  let c = gid.x;
+  if (c >= u.c) { return; }
+  var s = 0.0;
+  var p = 0.0;
+  for (var k = 0u; k < u.chunks; k++) {
+    s = s + partial[(k * 2u) * u.c + c];
+    p = p + partial[(k * 2u + 1u) * u.c + c];
+  }
+  dbeta[c] = s;
+  dgamma[c] = p * stats[u.c + c];
+}`;
+
+// ---------------------------------------------------------------------------------------------
+// Kernel functions
+// ---------------------------------------------------------------------------------------------
+
+function rowsAndChannels(shape: readonly number[]): { rows: number; c: number } {
+  const c = shape[shape.length - 1];
+  return { rows: shape.slice(0, -1).reduce((a, b) => a * b, 1), c };
+}
+
+function newOutput(backend: WebGPUBackend, shape: number[]): tf.TensorInfo {
+  const info = backend.makeTensorInfo(shape, "float32");
+  (backend as unknown as { uploadToGPU(d: object): void }).uploadToGPU(info.dataId);
+  return info;
+}
+
+function forwardWebgpu(args: {
+  inputs: Record<string, tf.TensorInfo>;
+  backend: unknown;
+  attrs?: Record<string, unknown>;
+}): tf.TensorInfo[] {
+  const backend = args.backend as WebGPUBackend;
+  const { x, gamma, beta, runningMean, runningVar } = args.inputs;
+  const a = args.attrs as unknown as BnAttrs;
+  const { rows, c } = rowsAndChannels(x.shape);
+  const comp = c % 4 === 0 ? 4 : 1;
+  const { chunks, rowsPerChunk } = chunking(rows, c / comp, reduceTarget(backend));
+  const p1 = new StatsPartialProgram(rows, c, chunks, rowsPerChunk);
+  const partial = backend.runWebGPUProgram(p1, [x], "float32", p1.values());
+  const stats = newOutput(backend, [2, c]);
+  const u = new ArrayBuffer(32);
+  new Uint32Array(u, 0, 4).set([c, chunks, rows, rowsPerChunk]);
+  const mom = a.momentum;
+  new Float32Array(u, 16, 4).set([a.eps, 1 - mom, mom, (mom * rows) / Math.max(rows - 1, 1)]);
+  const pipe = rawPipeline(backend, "xsBnStatsCombine", () => STATS_COMBINE_WGSL);
+  rawDispatch(backend, pipe, [partial, stats, runningMean, runningVar], u, Math.ceil(c / WG));
+  backend.disposeData(partial.dataId);
+  const p2 = new NormalizeProgram(x.shape as number[], rows, c, a.act);
+  const y = backend.runWebGPUProgram(p2, [x, stats, gamma, beta], "float32", p2.values());
+  return [y, stats];
+}
+
+function backwardWebgpu(args: {
+  inputs: Record<string, tf.TensorInfo>;
+  backend: unknown;
+  attrs?: Record<string, unknown>;
+}): tf.TensorInfo[] {
+  const backend = args.backend as WebGPUBackend;
+  const { dy, x, gamma, beta, stats } = args.inputs;
+  const act = (args.attrs as unknown as BnAttrs).act;
+  const { rows, c } = rowsAndChannels(x.shape);
+  const comp = c % 4 === 0 ? 4 : 1;
+  const { chunks, rowsPerChunk } = chunking(rows, c / comp, reduceTarget(backend));
+  const p1 = new GradPartialProgram(rows, c, chunks, rowsPerChunk, act);
+  const partial = backend.runWebGPUProgram(p1, [dy, x, stats, gamma, beta], "float32", p1.values());
+  const dgamma = newOutput(backend, [c]);
+  const dbeta = newOutput(backend, [c]);
+  const u = new ArrayBuffer(16);
+  new Uint32Array(u).set([c, chunks, 0, 0]);
+  const pipe = rawPipeline(backend, "xsBnGradCombine", () => GRAD_COMBINE_WGSL);
+  rawDispatch(backend, pipe, [partial, stats, dgamma, dbeta], u, Math.ceil(c / WG));
+  backend.disposeData(partial.dataId);
+  const p2 = new GradInputProgram(x.shape as number[], rows, c, act);
+  const dx = backend.runWebGPUProgram(p2, [dy, x, stats, gamma, beta, dgamma, dbeta], "float32", p2.values());
+  return [dx, dgamma, dbeta];
+}
+
+// CPU kernels: plain loops with double accumulation; they are also the tests' CPU reference.
+interface CpuBackend {
+  readSync(dataId: object): Float32Array;
+  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): tf.TensorInfo;
+  data: { get(dataId: object): { values: Float32Array } };
+}
+
+function actCpu(z: number, act: BnActivation): number {
+  return act === "relu" ? Math.max(z, 0) : act === "relu6" ? Math.min(Math.max(z, 0), 6) : z;
+}
+function maskCpu(z: number, act: BnActivation): number {
+  return act === "relu" ? (z > 0 ? 1 : 0) : act === "relu6" ? (z > 0 && z <= 6 ? 1 : 0) : 1;
+}
+
+function forwardCpu(args: {
+  inputs: Record<string, tf.TensorInfo>;
+  backend: unknown;
+  attrs?: Record<string, unknown>;
+}): tf.TensorInfo[] {
+  const be = args.backend as CpuBackend;
+  const { x, gamma, beta, runningMean, runningVar } = args.inputs;
+  const a = args.attrs as unknown as BnAttrs;
+  const { rows, c } = rowsAndChannels(x.shape);
+  const xv = be.readSync(x.dataId), gv = be.readSync(gamma.dataId), bv = be.readSync(beta.dataId);
+  const sum = new Float64Array(c), m2 = new Float64Array(c);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < c; j++) sum[j] += xv[r * c + j];
+  const mean = sum.map((s) => s / rows);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < c; j++) m2[j] += (xv[r * c + j] - mean[j]) ** 2;
+  const stats = new Float32Array(2 * c);
+  const rm = be.data.get(runningMean.dataId).values, rv = be.data.get(runningVar.dataId).values;
+  for (let j = 0; j < c; j++) {
+    const variance = m2[j] / rows;
+    stats[j] = mean[j];
+    stats[c + j] = 1 / Math.sqrt(variance + a.eps);
+    rm[j] = (1 - a.momentum) * rm[j] + a.momentum * mean[j];
+    rv[j] = (1 - a.momentum) * rv[j] + a.momentum * variance * rows / Math.max(rows - 1, 1);
+  }
+  const y = new Float32Array(rows * c);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < c; j++) {
+      y[r * c + j] = actCpu((xv[r * c + j] - stats[j]) * stats[c + j] * gv[j] + bv[j], a.act);
+    }
+  }
+  return [be.makeTensorInfo(x.shape as number[], "float32", y), be.makeTensorInfo([2, c], "float32", stats)];
+}
+
+function backwardCpu(args: {
+  inputs: Record<string, tf.TensorInfo>;
+  backend: unknown;
+  attrs?: Record<string, unknown>;
+}): tf.TensorInfo[] {
+  const be = args.backend as CpuBackend;
+  const { dy, x, gamma, beta, stats } = args.inputs;
+  const act = (args.attrs as unknown as BnAttrs).act;
+  const { rows, c } = rowsAndChannels(x.shape);
+  const dyv = be.readSync(dy.dataId), xv = be.readSync(x.dataId), st = be.readSync(stats.dataId);
+  const gv = be.readSync(gamma.dataId), bv = be.readSync(beta.dataId);
+  const s = new Float64Array(c), p = new Float64Array(c);
+  const d = new Float64Array(rows * c), xh = new Float64Array(rows * c);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < c; j++) {
+      const k = r * c + j;
+      xh[k] = (xv[k] - st[j]) * st[c + j];
+      d[k] = dyv[k] * maskCpu(xh[k] * gv[j] + bv[j], act);
+      s[j] += d[k];
+      p[j] += d[k] * xh[k];
+    }
+  }
+  const dx = new Float32Array(rows * c);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < c; j++) {
+      const k = r * c + j;
+      dx[k] = gv[j] * st[c + j] * (d[k] - s[j] / rows - xh[k] * p[j] / rows);
+    }
+  }
+  return [
+    be.makeTensorInfo(x.shape as number[], "float32", dx),
+    be.makeTensorInfo([c], "float32", Float32Array.from(p)),
+    be.makeTensorInfo([c], "float32", Float32Array.from(s)),
+  ];
+}
+
+let registered = false;
+
+/** Registers the BatchNorm kernels and gradient with tfjs (idempotent; done on import). */
+export function registerBatchNormKernels(): void {
+  if (registered) return;
+  registered = true;
+  const kf = (f: typeof forwardCpu) => f as unknown as tf.KernelFunc;
+  tf.registerKernel({ kernelName: BN_TRAIN_KERNEL, backendName: "webgpu", kernelFunc: kf(forwardWebgpu) });
+  tf.registerKernel({ kernelName: BN_TRAIN_KERNEL, backendName: "cpu", kernelFunc: kf(forwardCpu) });
+  tf.registerKernel({
+    kernelName: BN_TRAIN_GRAD_KERNEL,
+    backendName: "webgpu",
+    kernelFunc: kf(backwardWebgpu),
+  });
+  tf.registerKernel({ kernelName: BN_TRAIN_GRAD_KERNEL, backendName: "cpu", kernelFunc: kf(backwardCpu) });
+  tf.registerGradient({
+    kernelName: BN_TRAIN_KERNEL,
+    inputsToSave: ["x", "gamma", "beta"],
+    outputsToSave: [false, true],
+    gradFunc: (dys: Tensor | Tensor[], saved: Tensor[], attrs: tf.NamedAttrMap) => {
+      const dy = Array.isArray(dys) ? dys[0] : dys;
+      const [x, gamma, beta, stats] = saved;
+      const [dx, dgamma, dbeta] = tf.engine().runKernel(
+        BN_TRAIN_GRAD_KERNEL,
+        { dy, x, gamma, beta, stats } as unknown as tf.NamedTensorMap,
+        attrs,
+      ) as Tensor[];
+      return {
+        x: () => dx,
+        gamma: () => dgamma,
+        beta: () => dbeta,
+        runningMean: () => tf.zerosLike(gamma),
+        runningVar: () => tf.zerosLike(gamma),
+      };
+    },
+  });
+}
+
+registerBatchNormKernels();
+
+/** Parameters of one BatchNorm layer (same fields as models/core.ts `BatchNormParams`). */
+export interface BatchNormTrainParams {
+  gamma: Tensor;
+  beta: Tensor;
+  runningMean: Tensor;
+  runningVar: Tensor;
+  eps: number;
+  momentum: number;
+}
+
+/**
+ * BatchNorm in training mode over all axes but the last, then `act`: batch statistics
+ * (biased variance for normalising), running stats updated in place with `momentum` and the
+ * unbiased variance (PyTorch). Differentiable w.r.t. x, γ and β through the custom gradient.
+ */
+export function batchNormTrain(x: Tensor, bn: BatchNormTrainParams, act: BnActivation = "identity"): Tensor {
+  for (const v of [bn.runningMean, bn.runningVar]) {
+    if (!(v instanceof tf.Variable)) {
+      throw new TypeError("batchNormTrain: running stats must be tf.Variables");
+    }
+    ensurePrivate(v);
+  }
+  const attrs: BnAttrs = { eps: bn.eps, momentum: bn.momentum, act };
+  const [y, stats] = tf.engine().runKernel(
+    BN_TRAIN_KERNEL,
+    {
+      x,
+      gamma: bn.gamma,
+      beta: bn.beta,
+      runningMean: bn.runningMean,
+      runningVar: bn.runningVar,
+    } as unknown as tf.NamedTensorMap,
+    attrs as unknown as tf.NamedAttrMap,
+  ) as Tensor[];
+  stats.dispose();
+  return y;
+}
+
+/** The stock-op composition {@link batchNormTrain} replaces (reference for tests and benchmarks). */
+export function batchNormTrainStock(
+  x: Tensor,
+  bn: BatchNormTrainParams,
+  act: BnActivation = "identity",
+): Tensor {
+  const axes = x.shape.slice(0, -1).map((_, i) => i);
+  const { mean, variance } = tf.moments(x, axes);
+  const n = x.size / x.shape[x.rank - 1];
+  const m = bn.momentum;
+  (bn.runningMean as tf.Variable).assign(tf.add(tf.mul(bn.runningMean, 1 - m), tf.mul(mean, m)));
+  (bn.runningVar as tf.Variable).assign(
+    tf.add(tf.mul(bn.runningVar, 1 - m), tf.mul(variance, (m * n) / Math.max(n - 1, 1))),
+  );
+  const y = tf.batchNorm(x, mean, variance, bn.beta, bn.gamma, bn.eps);
+  return act === "relu" ? tf.relu(y) : act === "relu6" ? tf.relu6(y) : y;
+}
