@@ -106,7 +106,9 @@ function flat(outputShape: number[], threads: number, wg = 64) {
 
 // PIL ImagingResample's coefficient window: centre (i + 0.5)·scale, support max(scale, 1),
 // taps [trunc(centre − support + 0.5), trunc(centre + support + 0.5)) clamped to the box, weights
-// tri((tap − centre + 0.5) / max(scale, 1)) normalised to sum 1.
+// tri((tap − centre + 0.5) / max(scale, 1)) normalised to sum 1. A fractional box (a crop drawn on
+// the original image and mapped onto its stored stretch) is measured from floor(x0) with centre
+// offset x0 − floor(x0), and its taps are clamped to the pixels it touches, [floor(x0), ceil(x0 + w)).
 const RESAMPLE_WGSL = `
 fn tri(t : f32) -> f32 { return max(0.0, 1.0 - abs(t)); }
 `;
@@ -141,19 +143,22 @@ fn main(index : i32) {
   let y = rem / s;
   var x = rem - y * s;
   let p = b * ${GEOM_STRIDE};
-  let oy = i32(gp[p + 1]);
-  if (y < oy || y >= oy + i32(gp[p + 3])) {
+  let top = gp[p + 1];
+  if (y < i32(floor(top)) || y >= min(i32(ceil(top + gp[p + 3])), hh)) {
     result[index] = 0;
     return;
   }
   if (gp[p + 8] > 0.5) { x = s - 1 - x; }
+  let left = gp[p];
+  let lx = floor(left);
   let bw = gp[p + 2];
   let sc = bw / gp[p + 4];
   let fs = max(sc, 1.0);
-  let cx = (f32(x) + gp[p + 6] + 0.5) * sc;
+  // Relative to the first pixel the box touches, so an integer box resamples exactly as before.
+  let cx = (left - lx) + (f32(x) + gp[p + 6] + 0.5) * sc;
   let x0 = max(i32(floor(cx - fs + 0.5)), 0);
-  let x1 = min(i32(floor(cx + fs + 0.5)), i32(bw));
-  let row = (b * hh + y) * uniforms.srcW + i32(gp[p]);
+  let x1 = min(i32(floor(cx + fs + 0.5)), min(i32(ceil(left + bw)), uniforms.srcW) - i32(lx));
+  let row = (b * hh + y) * uniforms.srcW + i32(lx);
   let inv = 1.0 / fs;
   var acc = vec3<f32>(0.0);
   var wsum = 0.0;
@@ -195,13 +200,15 @@ fn main(index : i32) {
   let y = rem / s;
   let x = rem - y * s;
   let p = b * ${GEOM_STRIDE};
+  let top = gp[p + 1];
+  let ty = floor(top);
   let bh = gp[p + 3];
   let sc = bh / gp[p + 5];
   let fs = max(sc, 1.0);
-  let cy = (f32(y) + gp[p + 7] + 0.5) * sc;
+  let cy = (top - ty) + (f32(y) + gp[p + 7] + 0.5) * sc;
   let y0 = max(i32(floor(cy - fs + 0.5)), 0);
-  let y1 = min(i32(floor(cy + fs + 0.5)), i32(bh));
-  let col = (b * uniforms.srcH + i32(gp[p + 1])) * s + x;
+  let y1 = min(i32(floor(cy + fs + 0.5)), min(i32(ceil(top + bh)), uniforms.srcH) - i32(ty));
+  let col = (b * uniforms.srcH + i32(ty)) * s + x;
   let inv = 1.0 / fs;
   var acc = vec3<f32>(0.0);
   var wsum = 0.0;
@@ -559,6 +566,8 @@ export function uploadBytes(pixels: Uint8Array, shape: SourceShape): Tensor {
  * antialiased when shrinking; horizontal then vertical pass, each rounded to uint8 as PIL does)
  * to a virtual vw×vh image whose S×S window at (ox, oy) is kept, optionally flipped.
  * `geom` rows: [x0, y0, w, h, vw, vh, ox, oy, flip, 0, 0, 0]; `src` from {@link uploadBytes}.
+ * The box may be fractional (float32; see {@link mapBoxToStored}); an integer box is resampled
+ * exactly as PIL crops and resizes it.
  * Returns packed RGB int32 [B, S, S] (one uint8 RGB pixel per int32).
  */
 export function geometryPass(src: Tensor, shape: SourceShape, geom: Float32Array, size: number): Tensor {
@@ -932,6 +941,7 @@ export function drawColorJitter(rng: Rng, op: ColorJitterOp): ImageOp[] {
 
 /** Geometry of one image: source box, virtual resized size, window offset. */
 export interface Geometry {
+  /** Source box in stored pixels (fractional when mapped from the original image). */
   box: Box;
   /** Size the box is resized to (virtual image). */
   vw: number;
@@ -949,6 +959,8 @@ export interface AugmentPipeline {
   rrc?: { scale: [number, number]; ratio: [number, number] };
   /** Deterministic geometry (Resize / CenterCrop chain) when there is no RRC. */
   fixed?: Geometry;
+  /** The chain behind `fixed`, to redo it on each image's original size ({@link fixedGeometryOn}). */
+  chain?: { ops: EvalOp[]; inputSize: number };
   /** Horizontal flip probability. */
   flipP: number;
   /** Colour ops in order. */
@@ -1075,7 +1087,10 @@ export function compileTrain(
         break;
     }
   }
-  if (!p.rrc) p.fixed = chainGeometry(geom, height, width, size, protocol.inputSize);
+  if (!p.rrc) {
+    p.fixed = chainGeometry(geom, height, width, size, protocol.inputSize);
+    p.chain = { ops: geom, inputSize: protocol.inputSize };
+  }
   return p;
 }
 
@@ -1093,7 +1108,63 @@ export function compileEval(
     mean: [...protocol.mean],
     std: [...protocol.std],
     fixed: chainGeometry(protocol.test, height, width, size, protocol.inputSize),
+    chain: { ops: [...protocol.test], inputSize: protocol.inputSize },
   };
+}
+
+/**
+ * Per-image original sizes of a batch whose stored images are whole-image stretches of their
+ * originals (data/loader.ts `ImageSource.sourceSizes`): the protocol's geometry is then drawn on
+ * the original W0×H0 image with torchvision's rules and mapped onto the stored image.
+ */
+export interface OriginalSizes {
+  /** (W0, H0) of each batch image, as pairs in batch order; a 0 entry means "unknown, use the stored size". */
+  sizes: ArrayLike<number>;
+  /** Stored image height. */
+  height: number;
+  /** Stored image width. */
+  width: number;
+}
+
+/** Grid the mapped boxes are snapped to: exact in float32, so x0 + w lands on the intended edge. */
+const BOX_GRID = 1024;
+
+/**
+ * Maps a box on a W0×H0 original onto its Ws×Hs stored stretch: x·Ws/W0, y·Hs/H0 (snapped to
+ * 1/1024 px and kept inside the stored image). The result is fractional in general.
+ */
+export function mapBoxToStored(box: Box, w0: number, h0: number, hs: number, ws: number): Box {
+  const snap = (v: number) => Math.round(v * BOX_GRID) / BOX_GRID;
+  const x0 = Math.max(0, snap(box.left * ws / w0));
+  const y0 = Math.max(0, snap(box.top * hs / h0));
+  const x1 = Math.min(ws, snap((box.left + box.width) * ws / w0));
+  const y1 = Math.min(hs, snap((box.top + box.height) * hs / h0));
+  return { left: x0, top: y0, width: x1 - x0, height: y1 - y0 };
+}
+
+/**
+ * The deterministic (Resize / CenterCrop) geometry of pipeline `p` computed on a W0×H0 original
+ * and mapped onto its Hs×Ws stored stretch. The chain always resizes the whole image, so the
+ * mapped box is the whole stored image and only the virtual size (vw, vh) and the window offset
+ * carry the original's aspect ratio: resizing the stretch to vw×vh undoes the stretch.
+ */
+export function fixedGeometryOn(
+  p: AugmentPipeline,
+  w0: number,
+  h0: number,
+  hs: number,
+  ws: number,
+): Geometry {
+  if (!p.chain) throw new Error("fixedGeometryOn: pipeline has no deterministic geometry");
+  const g = chainGeometry(p.chain.ops, h0, w0, p.size, p.chain.inputSize);
+  return { ...g, box: mapBoxToStored(g.box, w0, h0, hs, ws) };
+}
+
+/** (W0, H0) of batch image i, or undefined when unknown. */
+function originalSize(orig: OriginalSizes | undefined, i: number): [number, number] | undefined {
+  if (!orig) return undefined;
+  const w0 = orig.sizes[2 * i], h0 = orig.sizes[2 * i + 1];
+  return w0 > 0 && h0 > 0 ? [w0, h0] : undefined;
 }
 
 /** Everything random about one training batch, drawn on the CPU. */
@@ -1126,6 +1197,8 @@ function writeGeometry(out: Float32Array, i: number, g: Geometry, flip: boolean)
 /**
  * Draws the random parameters of a training batch of `batch` images (the first `valid` real) in
  * torchvision's per-image order: crop, flip, colour ops, erasing; then CutMix for the batch.
+ * With `original`, each image's crop (or fixed geometry) is drawn on its original size and mapped
+ * onto the stored image ({@link mapBoxToStored}).
  */
 export function planTrainBatch(
   p: AugmentPipeline,
@@ -1134,6 +1207,7 @@ export function planTrainBatch(
   batch: number,
   valid: number,
   cutmix: boolean,
+  original?: OriginalSizes,
 ): BatchPlan {
   const geom = new Float32Array(batch * GEOM_STRIDE);
   const flips = new Uint8Array(batch);
@@ -1141,11 +1215,20 @@ export function planTrainBatch(
   const erase = p.erasing ? new Float32Array(batch * OUT_STRIDE) : undefined;
   for (let i = 0; i < batch; i++) {
     let g: Geometry;
+    const o = originalSize(original, i);
     if (p.rrc) {
-      const box = randomResizedCropBox(rng, src.height, src.width, p.rrc.scale, p.rrc.ratio);
+      const box = o
+        ? mapBoxToStored(
+          randomResizedCropBox(rng, o[1], o[0], p.rrc.scale, p.rrc.ratio),
+          o[0],
+          o[1],
+          src.height,
+          src.width,
+        )
+        : randomResizedCropBox(rng, src.height, src.width, p.rrc.scale, p.rrc.ratio);
       g = { box, vw: p.size, vh: p.size, ox: 0, oy: 0 };
     } else {
-      g = p.fixed!;
+      g = o ? fixedGeometryOn(p, o[0], o[1], src.height, src.width) : p.fixed!;
     }
     const flip = p.flipP > 0 && rng.uniform() < p.flipP;
     flips[i] = flip ? 1 : 0;
@@ -1215,10 +1298,14 @@ export function encodePasses(perImage: ImageOp[][][], batch: number): Float32Arr
   return passes;
 }
 
-/** The geometry records of an evaluation batch (deterministic). */
-export function planEvalBatch(p: AugmentPipeline, batch: number): Float32Array {
+/** The geometry records of an evaluation batch (deterministic; per image with `original`). */
+export function planEvalBatch(p: AugmentPipeline, batch: number, original?: OriginalSizes): Float32Array {
   const geom = new Float32Array(batch * GEOM_STRIDE);
-  for (let i = 0; i < batch; i++) writeGeometry(geom, i, p.fixed!, false);
+  for (let i = 0; i < batch; i++) {
+    const o = originalSize(original, i);
+    const g = o ? fixedGeometryOn(p, o[0], o[1], original!.height, original!.width) : p.fixed!;
+    writeGeometry(geom, i, g, false);
+  }
   return geom;
 }
 
@@ -1251,12 +1338,21 @@ export function augmentTrainBatch(
   }
 }
 
-/** Runs an evaluation batch: geometry + normalisation, float32 [B, S, S, 3]. */
-export function augmentEvalBatch(p: AugmentPipeline, pixels: Uint8Array, shape: SourceShape): Tensor {
+/**
+ * Runs an evaluation batch: geometry + normalisation, float32 [B, S, S, 3]. `sizes`: (W0, H0)
+ * pairs of the batch's originals when the stored images are stretches of them ({@link OriginalSizes}).
+ */
+export function augmentEvalBatch(
+  p: AugmentPipeline,
+  pixels: Uint8Array,
+  shape: SourceShape,
+  sizes?: ArrayLike<number>,
+): Tensor {
   const src = uploadBytes(pixels, shape);
+  const original = sizes ? { sizes, height: shape.height, width: shape.width } : undefined;
   let img: Tensor;
   try {
-    img = geometryPass(src, shape, planEvalBatch(p, shape.n), p.size);
+    img = geometryPass(src, shape, planEvalBatch(p, shape.n, original), p.size);
   } finally {
     src.dispose();
   }

@@ -78,6 +78,12 @@ export interface CacheManifest {
   numClasses: number;
   /** Stored image shape and how sources were fitted to it. */
   storage: StorageSpec;
+  /**
+   * The protocol's geometry is defined on the source image, of which each stored image is a
+   * whole-image stretch (registry flag, data/datasets.ts): loaders draw crops on `<split>.sizes`.
+   * Absent in caches written before the flag existed (geometry then applies to the stored image).
+   */
+  sourceGeometry?: boolean;
   /** Pixel layout of the `.u8` files. */
   pixelLayout: "NHWC-uint8";
   /** Label file encoding. */
@@ -114,6 +120,8 @@ export interface BuildOptions {
   chunk?: number;
   /** Testing aid: throw {@link BuildInterrupted} after this many items were written (simulates a kill). */
   interruptAfter?: number;
+  /** Recorded as the manifest's {@link CacheManifest.sourceGeometry} (from the dataset registry). */
+  sourceGeometry?: boolean;
 }
 
 /** What {@link buildCache} did. */
@@ -318,6 +326,12 @@ export async function buildCache(
     (await filesComplete(dir, existing))
   ) {
     log(`${source.id}: cache ${dir} is up to date (${describeCounts(existing)}); nothing to do`, false);
+    const flag = opts.sourceGeometry === true;
+    if ((existing.sourceGeometry === true) !== flag) {
+      // The flag says how the pixels are read, not what they are: update it without a rebuild.
+      existing.sourceGeometry = flag;
+      await writeFileAtomic(manifestPath, JSON.stringify(existing, null, 1) + "\n");
+    }
     return {
       status: "up-to-date",
       manifest: existing,
@@ -441,7 +455,7 @@ export async function buildCache(
       await writeFileAtomic(journalPath, JSON.stringify(journal));
     }
 
-    const manifest = await finalize(source, dir, journal, fingerprint);
+    const manifest = await finalize(source, dir, journal, fingerprint, opts.sourceGeometry === true);
     const seconds = (performance.now() - t0) / 1000;
     log(
       `${source.id}: ${status} ${dir}: ${describeCounts(manifest)}; ${manifest.skipped.length} skipped; ` +
@@ -482,7 +496,13 @@ async function clearBuildFiles(dir: string): Promise<void> {
   }
 }
 
-async function finalize(source: DatasetSource, dir: string, journal: Journal, fingerprint: string) {
+async function finalize(
+  source: DatasetSource,
+  dir: string,
+  journal: Journal,
+  fingerprint: string,
+  sourceGeometry: boolean,
+) {
   // The manifest is the commit point: remove it first so a kill mid-way never leaves a stale one.
   await Deno.remove(join(dir, MANIFEST)).catch(() => {});
   const splits: Record<string, ManifestSplit> = {};
@@ -516,6 +536,7 @@ async function finalize(source: DatasetSource, dir: string, journal: Journal, fi
     classNames: source.classNames,
     numClasses: source.classNames.length,
     storage: source.storage,
+    sourceGeometry,
     pixelLayout: "NHWC-uint8",
     labelEncoding: "uint16le",
     sizeEncoding: "uint16le-width-height",
@@ -554,6 +575,8 @@ export interface CacheSplit {
   readonly labels: Uint16Array;
   /** Source sizes before resizing, `[count * 2]` as (width, height) pairs. */
   readonly sourceSizes: Uint16Array;
+  /** The manifest's {@link CacheManifest.sourceGeometry}, and only for whole-image stretches. */
+  readonly sourceGeometry: boolean;
   /** True if the pixels were loaded into memory; false if batches are read by file offset. */
   readonly inMemory: boolean;
   /**
@@ -618,7 +641,7 @@ export async function openCache(dir: string, opts: OpenCacheOptions = {}): Promi
     async split(name: string) {
       const s = manifest.splits[name];
       if (!s) throw new UserError(`${dir}: no split "${name}" (have ${manifest.splitOrder.join(", ")})`);
-      const sp = await openSplit(dir, name, s, manifest.storage, limit);
+      const sp = await openSplit(dir, name, s, manifest.storage, limit, manifest.sourceGeometry === true);
       opened.push(sp);
       return sp;
     },
@@ -645,6 +668,7 @@ async function openSplit(
   s: ManifestSplit,
   storage: StorageSpec,
   limit: number,
+  sourceGeometry: boolean,
 ): Promise<CacheSplit> {
   const imageBytes = storage.height * storage.width * storage.channels;
   const labels = readLe16(await Deno.readFile(join(dir, s.files.labels)));
@@ -682,6 +706,7 @@ async function openSplit(
     imageBytes,
     labels,
     sourceSizes,
+    sourceGeometry: sourceGeometry && storage.fit === "stretch",
     inMemory,
     images(start, end) {
       if (end < start || start < 0 || end > s.count) {

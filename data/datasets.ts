@@ -30,6 +30,13 @@ export interface DatasetInfo {
   defaultRoot: string;
   /** Stored per-image shape (the imagefolder entry's size/fit can be overridden). */
   storage: StorageSpec;
+  /**
+   * The stored image is our whole-image stretch of the source while the protocol's geometry is
+   * defined on the source image, so loaders draw crops on the source size (recorded in the cache
+   * manifest). Not set where the stretch is the reference's own step (Stanford Dogs' 256x256
+   * cache, HAM10000's Resize((224,224))) or the image is stored as-is.
+   */
+  sourceGeometry?: boolean;
   /** Number of classes, or undefined when it depends on the data (imagefolder). */
   numClasses?: number;
   /** Splits written to the cache, in order. */
@@ -80,6 +87,7 @@ export const DATASETS: Record<string, DatasetInfo> = {
     description: "Imagenette2-160: imagenette2-160/{train,val}/<wnid>/*.JPEG; stored stretched to 192x192",
     defaultRoot: `${datasetsDir()}/imagenette2-160`,
     storage: sq(192),
+    sourceGeometry: true,
     numClasses: 10,
     splits: ["train", "test"],
     open: openImagenette,
@@ -196,5 +204,8 @@ export async function prepareDataset(opts: PrepareOptions): Promise<BuildResult 
     size: opts.size,
     fit: opts.fit,
   });
-  return { ...(await buildCache(source, cacheDir, opts)), cacheDir };
+  return {
+    ...(await buildCache(source, cacheDir, { ...opts, sourceGeometry: info.sourceGeometry === true })),
+    cacheDir,
+  };
 }

@@ -12,6 +12,10 @@
  * repeating images from the start of the epoch order with `valid` < B; CutMix pairs real samples
  * only with real samples. Evaluation always pads and reports `valid`.
  *
+ * Geometry: where the stored images are our stretches of differently shaped originals and the
+ * protocol is defined on the originals (Imagenette; {@link ImageSource.sourceSizes}), crops and
+ * Resize/CenterCrop are computed on each image's original size and mapped onto the stored image.
+ *
  * @module
  */
 import { tf } from "../runtime/tf.ts";
@@ -41,6 +45,14 @@ export interface ImageSource {
   labels: ArrayLike<number>;
   /** Writes the images at `indices`, in that order, into `out` (`indices.length · H · W · C` bytes). */
   readImages(indices: Int32Array, out: Uint8Array): void | Promise<unknown>;
+  /**
+   * Original (width, height) of every image as `[count · 2]` pairs, given only when each stored
+   * image is a stretch of its whole original and the protocol's geometry is defined on the
+   * original (the cache's `sourceGeometry` flag, from the dataset registry). The loaders then draw
+   * RandomResizedCrop and Resize/CenterCrop on the original size and map them onto the stored
+   * image, so aspect ratios are the original's. Absent: geometry is drawn on the stored image.
+   */
+  sourceSizes?: ArrayLike<number>;
 }
 
 /** The subset of data/cache.ts `CacheSplit` the loaders use. */
@@ -50,10 +62,17 @@ export interface CacheSplitLike {
   readonly width: number;
   readonly channels: number;
   readonly labels: ArrayLike<number>;
+  /** Source sizes before resizing, `[count · 2]` (width, height) pairs. */
+  readonly sourceSizes?: ArrayLike<number>;
+  /** True when the protocol's geometry applies to the source image, not the stored stretch. */
+  readonly sourceGeometry?: boolean;
   gather(indices: ArrayLike<number>, out?: Uint8Array): Promise<Uint8Array>;
 }
 
-/** Adapts an opened cache split (data/cache.ts `CacheSplit`) to an {@link ImageSource}. */
+/**
+ * Adapts an opened cache split (data/cache.ts `CacheSplit`) to an {@link ImageSource}; passes the
+ * source sizes on only when the split's `sourceGeometry` flag is set.
+ */
 export function fromCacheSplit(split: CacheSplitLike): ImageSource {
   return {
     count: split.count,
@@ -61,8 +80,21 @@ export function fromCacheSplit(split: CacheSplitLike): ImageSource {
     width: split.width,
     channels: split.channels,
     labels: split.labels,
+    sourceSizes: split.sourceGeometry ? split.sourceSizes : undefined,
     readImages: (indices, out) => split.gather(indices, out),
   };
+}
+
+/** The original sizes of the images at `idx` as (width, height) pairs, or undefined without sizes. */
+function batchSizes(source: ImageSource, idx: Int32Array): Uint32Array | undefined {
+  const all = source.sourceSizes;
+  if (!all) return undefined;
+  const out = new Uint32Array(idx.length * 2);
+  for (let i = 0; i < idx.length; i++) {
+    out[2 * i] = all[2 * idx[i]];
+    out[2 * i + 1] = all[2 * idx[i] + 1];
+  }
+  return out;
 }
 
 /** Resume point of a training loader: the next batch to produce. */
@@ -142,6 +174,13 @@ function checkCommon(source: ImageSource, batchSize: number, imageSize: number, 
   }
   const count = limit === undefined ? source.count : Math.min(source.count, Math.max(0, Math.floor(limit)));
   if (count < 1) throw new UserError("image source is empty");
+  if (source.sourceSizes && source.sourceSizes.length < 2 * source.count) {
+    throw new UserError(
+      `image source has ${
+        source.sourceSizes.length / 2
+      } source sizes for ${source.count} images; rebuild the cache`,
+    );
+  }
   return count;
 }
 
@@ -197,7 +236,9 @@ export function createTrainLoader(o: TrainLoaderOptions): TrainLoader {
     const labels = new Int32Array(B);
     for (let i = 0; i < B; i++) labels[i] = source.labels[idx[i]];
     const rng = new Rng(derivedSeed(seed, e, k + 1));
-    const plan = planTrainBatch(pipeline, rng, source, B, valid, cutmix);
+    const sizes = batchSizes(source, idx);
+    const original = sizes ? { sizes, height: source.height, width: source.width } : undefined;
+    const plan = planTrainBatch(pipeline, rng, source, B, valid, cutmix, original);
     return { pixels, labels, valid, plan };
   }
 
@@ -254,7 +295,9 @@ export function createEvalLoader(o: EvalLoaderOptions): EvalLoader {
     new Uint8Array(Math.ceil(B * imageBytes / 4) * 4),
   ];
 
-  async function prepare(k: number): Promise<{ pixels: Uint8Array; labels: Int32Array; valid: number }> {
+  async function prepare(
+    k: number,
+  ): Promise<{ pixels: Uint8Array; labels: Int32Array; valid: number; sizes?: Uint32Array }> {
     const start = k * B;
     const valid = Math.min(B, count - start);
     const idx = new Int32Array(B);
@@ -264,7 +307,7 @@ export function createEvalLoader(o: EvalLoaderOptions): EvalLoader {
     await source.readImages(idx, pixels);
     const labels = new Int32Array(B);
     for (let i = 0; i < B; i++) labels[i] = source.labels[idx[i]];
-    return { pixels, labels, valid };
+    return { pixels, labels, valid, sizes: batchSizes(source, idx) };
   }
 
   async function* batchesIter(): AsyncGenerator<EvalBatch> {
@@ -272,7 +315,7 @@ export function createEvalLoader(o: EvalLoaderOptions): EvalLoader {
     next.catch(() => {});
     for (let k = 0; k < batches; k++) {
       const cur = await next;
-      const x = augmentEvalBatch(pipeline, cur.pixels, shape);
+      const x = augmentEvalBatch(pipeline, cur.pixels, shape, cur.sizes);
       if (k + 1 < batches) {
         next = prepare(k + 1);
         next.catch(() => {});

@@ -13,6 +13,7 @@ import {
   compileTrain,
   drawCutMix,
   encodePasses,
+  fixedGeometryOn,
   GEOM_STRIDE,
   geometryPass,
   type ImageOp,
@@ -20,6 +21,7 @@ import {
   opPass,
   OUT_STRIDE,
   outputPass,
+  planEvalBatch,
   planTrainBatch,
   randAugmentMagnitude,
   randAugmentOp,
@@ -30,7 +32,7 @@ import {
   segmentOps,
   uploadBytes,
 } from "../data/augment.ts";
-import { createEvalLoader, createTrainLoader, type ImageSource } from "../data/loader.ts";
+import { createEvalLoader, createTrainLoader, fromCacheSplit, type ImageSource } from "../data/loader.ts";
 import {
   type DatasetProtocol,
   paperProtocol,
@@ -919,4 +921,328 @@ Deno.test("every protocol compiles for its stored size at 32 px and at its own i
   const dogs32 = compileEval(referenceProtocol("stanford-dogs"), 256, 256, 32).fixed!;
   assertEquals([dogs32.vw, dogs32.ox], [37, 2]);
   assertEquals(paperProtocol("cifar10").train.map((o) => o.op), ["resize", "hflip", "colorJitter"]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Geometry on the original image of a stretched cache (Imagenette: W0×H0 stored as 192×192)
+
+/** Smooth image (no noise): a resample of a resample stays within a few levels of one resample. */
+function smoothImage(h: number, w: number): Uint8Array {
+  const out = new Uint8Array(h * w * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      for (let k = 0; k < 3; k++) {
+        const v = 128 + 60 * Math.sin((x + 7 * k) / 17) + 50 * Math.cos((y - 5 * k) / 13) + 0.08 * (x - y);
+        out[(y * w + x) * 3 + k] = Math.max(0, Math.min(255, Math.round(v)));
+      }
+    }
+  }
+  return out;
+}
+
+/** The stored stretch of an original (PIL bilinear resize of the whole image to hs×ws; square here). */
+function stretch(orig: Uint8Array, h0: number, w0: number, hs: number): Uint8Array {
+  return cpuResize(orig, h0, w0, 3, [0, 0, w0, h0], hs, hs, 0, 0, hs);
+}
+
+/** Normalised float output of one image back to uint8 levels. */
+function toLevels(x: ArrayLike<number>, mean: number[], std: number[], n: number): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = (x[i] * std[i % 3] + mean[i % 3]) * 255;
+  return out;
+}
+
+Deno.test("stretched source: eval Resize(192)+CenterCrop(160) is torchvision's on the 213x160 original", async () => {
+  const W0 = 213, H0 = 160, Hs = 192, Ws = 192, So = 160;
+  const prot = referenceProtocol("imagenette160");
+  const p = compileEval(prot, Hs, Ws, So);
+  const orig = { sizes: [W0, H0], height: Hs, width: Ws };
+  // torchvision: Resize(192) → short side 160 → 192, long int(192·213/160) = int(255.6) = 255;
+  // CenterCrop(160): top = round((192−160)/2) = 16, left = round((255−160)/2) = round(47.5) = 48.
+  const g = planEvalBatch(p, 1, orig);
+  assertEquals(Array.from(g.subarray(0, 9)), [0, 0, 192, 192, 255, 192, 48, 16, 0]);
+  assertEquals(fixedGeometryOn(p, W0, H0, Hs, Ws).box, { left: 0, top: 0, width: 192, height: 192 });
+  // The kept window in stored pixels: x ∈ [48, 208)·192/255 (original [48, 208)·213/255, then ·192/213),
+  // y ∈ [16, 176) (original [16, 176)·160/192 = [13.33, 146.67), then ·192/160).
+  const win = (o: number, n: number, box: number, v: number) => [o * box / v, (o + n) * box / v];
+  const [x0, x1] = win(g[6], So, g[2], g[4]), [y0, y1] = win(g[7], So, g[3], g[5]);
+  assertAlmostEquals(x0, 48 * 213 / 255 * 192 / 213, 1e-9);
+  assertAlmostEquals(x1, 208 * 213 / 255 * 192 / 213, 1e-9);
+  assertAlmostEquals(y0, 16 * 160 / 192 * 192 / 160, 1e-9);
+  assertAlmostEquals(y1, 176 * 160 / 192 * 192 / 160, 1e-9);
+  // Its aspect in original pixels is torchvision's (160·213/255)/(160·160/192) ≈ 1.0024 (int() of the
+  // long side), where the stored-square geometry's is 213/160.
+  assertAlmostEquals(
+    ((x1 - x0) * W0 / Ws) / ((y1 - y0) * H0 / Hs),
+    (160 * 213 / 255) / (160 * 160 / 192),
+    1e-9,
+  );
+  // At a 32 px run (factor 0.2): source 43x32, Resize(38) → 51x38, CenterCrop(32) at (round(9.5), 3) = (10, 3).
+  const g32 = planEvalBatch(compileEval(prot, Hs, Ws, 32), 1, orig);
+  assertEquals(Array.from(g32.subarray(4, 8)), [51, 38, 10, 3]);
+  // No sizes (or a 0 size): the stored-image geometry as before.
+  assertEquals(Array.from(planEvalBatch(p, 1).subarray(0, 8)), [0, 0, 192, 192, 192, 192, 16, 16]);
+  assertEquals(Array.from(planEvalBatch(p, 1, { ...orig, sizes: [0, 0] }).subarray(4, 8)), [
+    192,
+    192,
+    16,
+    16,
+  ]);
+
+  // Pixels: the GPU on the stored stretch vs a CPU PIL reference that resizes the ORIGINAL.
+  const original = smoothImage(H0, W0);
+  const stored = stretch(original, H0, W0, Hs);
+  const source: ImageSource = {
+    count: 1,
+    height: Hs,
+    width: Ws,
+    channels: 3,
+    labels: [3],
+    sourceSizes: new Uint16Array([W0, H0]),
+    readImages: (idx, out) => idx.forEach((_, i) => out.set(stored, i * stored.length)),
+  };
+  const loader = createEvalLoader({ source, protocol: prot, batchSize: 1, imageSize: So });
+  const ref = cpuResize(original, H0, W0, 3, [0, 0, W0, H0], 255, 192, 48, 16, So);
+  const old = cpuResize(original, H0, W0, 3, [0, 0, W0, H0], 192, 192, 16, 16, So);
+  for await (const batch of loader) {
+    const got = toLevels(await batch.x.data(), prot.mean, prot.std, So * So * 3);
+    batch.x.dispose();
+    // Two resamples (stretch, then stretch back) vs one: ≤ 2 levels on this smooth image; the
+    // stored-square geometry (what the loader did before) is far off.
+    const d = diff(Array.from(got, Math.round), ref);
+    assert(d.max <= 2, `original-geometry max diff ${d.max}`);
+    assert(diff(Array.from(got, Math.round), old).max > 40, "differs from the stretched-square geometry");
+  }
+  assertGpuHealthy();
+});
+
+Deno.test("stretched source: RandomResizedCrop drawn on the original keeps its ratio bounds (1000 draws)", () => {
+  const Hs = 192, Ws = 192;
+  const prot = referenceProtocol("imagenette160"); // RRC scale (0.9, 1.1), ratio (3/4, 4/3)
+  const p = compileTrain(prot, Hs, Ws, 32);
+  const shapes = [[213, 160], [160, 213], [240, 160], [160, 240], [300, 200], [120, 200], [160, 160]];
+  const B = 50, rounds = 20;
+  let n = 0, fallback = 0;
+  const aspects: number[] = [];
+  const rng = new Rng(21);
+  for (let r = 0; r < rounds; r++) {
+    const sizes = new Uint32Array(2 * B);
+    for (let i = 0; i < B; i++) sizes.set(shapes[(r * B + i) % shapes.length], 2 * i);
+    const plan = planTrainBatch(p, rng, { height: Hs, width: Ws }, B, B, false, {
+      sizes,
+      height: Hs,
+      width: Ws,
+    });
+    for (let i = 0; i < B; i++) {
+      const [W0, H0] = [sizes[2 * i], sizes[2 * i + 1]];
+      const [left, top, bw, bh] = plan.geom.subarray(i * GEOM_STRIDE, i * GEOM_STRIDE + 4);
+      assert(
+        left >= 0 && top >= 0 && left + bw <= Ws + 1e-3 && top + bh <= Hs + 1e-3,
+        "inside the stored image",
+      );
+      // Back in original pixels the box is torchvision's integer box (up to the 1/1024 px snap).
+      const [x, y, w, h] = [left * W0 / Ws, top * H0 / Hs, bw * W0 / Ws, bh * H0 / Hs].map((v) => {
+        assertAlmostEquals(v, Math.round(v), 0.01);
+        return Math.round(v);
+      });
+      assert(x + w <= W0 && y + h <= H0, "inside the original");
+      const aspect = w / h, inRatio = W0 / H0;
+      if (inRatio < 3 / 4) {
+        // Too tall for the ratio range: every try fails, fallback w = W, h = round(W / (3/4)), centred.
+        assertEquals([x, y, w, h], [0, Math.floor((H0 - h) / 2), W0, Math.round(W0 * 4 / 3)]);
+        fallback++;
+      } else if (inRatio > 4 / 3) {
+        assertEquals([x, y, w, h], [Math.floor((W0 - w) / 2), 0, Math.round(H0 * 4 / 3), H0]);
+        fallback++;
+      } else {
+        const area = w * h / (W0 * H0);
+        assert(area >= 0.9 * 0.98 && area <= 1, `${W0}x${H0}: area ${area}`);
+        aspects.push(aspect);
+      }
+      // Ratio bounds up to rounding w and h to whole pixels (±0.5 px of ≥ 100 px: < 1 %).
+      assert(aspect >= 0.75 * 0.99 && aspect <= 4 / 3 * 1.01, `${W0}x${H0}: aspect ${aspect}`);
+      n++;
+    }
+  }
+  assertEquals(n, 1000);
+  assert(fallback > 500, `fallbacks ${fallback}`);
+  // 213x160 needs h ≤ 160 with area ≥ 0.9·W·H, i.e. aspect ≥ 1.198: the accepted draws sit there.
+  assert(aspects.some((a) => a > 1.2) && aspects.some((a) => a < 0.84), "both orientations drawn");
+  // Drawn on the stored square instead (the old behaviour), 213x160 crops leave the bounds in original pixels.
+  const r2 = new Rng(22);
+  let outside = 0;
+  for (let i = 0; i < 200; i++) {
+    const b = randomResizedCropBox(r2, Hs, Ws, [0.9, 1.1], [3 / 4, 4 / 3]);
+    if ((b.width * 213 / Ws) / (b.height * 160 / Hs) > 4 / 3 * 1.01) outside++;
+  }
+  assert(outside > 10, `stored-square draws outside the bounds: ${outside}`);
+
+  // The first draw of image 0 is the crop: the same generator gives torchvision's box on the original.
+  const first = planTrainBatch(p, new Rng(5), { height: Hs, width: Ws }, 1, 1, false, {
+    sizes: [213, 160],
+    height: Hs,
+    width: Ws,
+  });
+  const box = randomResizedCropBox(new Rng(5), 160, 213, [0.9, 1.1], [3 / 4, 4 / 3]);
+  const snap = (v: number) => Math.round(v * 1024) / 1024;
+  const l = snap(box.left * 192 / 213), t = snap(box.top * 192 / 160);
+  assertEquals(Array.from(first.geom.subarray(0, 4)), [
+    fr(l),
+    fr(t),
+    fr(snap((box.left + box.width) * 192 / 213) - l),
+    fr(snap((box.top + box.height) * 192 / 160) - t),
+  ]);
+});
+
+/**
+ * PIL-style two-pass resize of a fractional box [x0, x0 + bw) × [y0, y0 + bh) to n×n, as the
+ * kernels define it: centres x0 + (i + 0.5)·scale, taps clamped to [floor(x0), ceil(x0 + bw)).
+ */
+function cpuResizeFractional(
+  src: Uint8Array,
+  H: number,
+  W: number,
+  box: ArrayLike<number>,
+  n: number,
+  flip: boolean,
+): Uint8Array {
+  const coeffs = (x0: number, bw: number, lim: number) => {
+    const sc = bw / n, fs = Math.max(sc, 1);
+    const lo = Math.floor(x0), hi = Math.min(Math.ceil(x0 + bw), lim);
+    return Array.from({ length: n }, (_, i) => {
+      const c = x0 + (i + 0.5) * sc;
+      const a = Math.max(Math.floor(c - fs + 0.5), lo), b = Math.min(Math.floor(c + fs + 0.5), hi);
+      const w: number[] = [];
+      for (let t = a; t < b; t++) w.push(Math.max(0, 1 - Math.abs((t - c + 0.5) / fs)));
+      const sum = w.reduce((u, v) => u + v, 0);
+      return { a, w: w.map((k) => k / sum) };
+    });
+  };
+  const cx = coeffs(box[0], box[2], W), cy = coeffs(box[1], box[3], H);
+  const round8 = (v: number) => Math.max(0, Math.min(255, Math.floor(v + 0.5)));
+  const mid = new Uint8Array(H * n * 3);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < n; x++) {
+      for (let k = 0; k < 3; k++) {
+        let acc = 0;
+        cx[x].w.forEach((w, i) => acc += w * src[(y * W + cx[x].a + i) * 3 + k]);
+        mid[(y * n + x) * 3 + k] = round8(acc);
+      }
+    }
+  }
+  const out = new Uint8Array(n * n * 3);
+  for (let y = 0; y < n; y++) {
+    for (let x = 0; x < n; x++) {
+      const vx = flip ? n - 1 - x : x;
+      for (let k = 0; k < 3; k++) {
+        let acc = 0;
+        cy[y].w.forEach((w, j) => acc += w * mid[((cy[y].a + j) * n + vx) * 3 + k]);
+        out[(y * n + x) * 3 + k] = round8(acc);
+      }
+    }
+  }
+  return out;
+}
+
+Deno.test("stretched source: a fractional crop box on the GPU matches the crop of the original on the CPU", async () => {
+  const W0 = 213, H0 = 160, Hs = 64, Ws = 64, So = 24;
+  const original = smoothImage(H0, W0);
+  const stored = stretch(original, H0, W0, Hs);
+  // Smaller crops than Imagenette's scale (0.9, 1.1), so boxes sit inside the image at fractional offsets.
+  const prot: DatasetProtocol = {
+    ...referenceProtocol("imagenette160"),
+    train: [{ op: "randomResizedCrop", scale: [0.3, 0.6], ratio: [3 / 4, 4 / 3] }, { op: "hflip", p: 0.5 }],
+  };
+  const p = compileTrain(prot, Hs, Ws, So);
+  const n = 6;
+  const sizes = new Uint32Array(2 * n).fill(0).map((_, i) => (i % 2 === 0 ? W0 : H0));
+  const plan = planTrainBatch(p, new Rng(9), { height: Hs, width: Ws }, n, n, false, {
+    sizes,
+    height: Hs,
+    width: Ws,
+  });
+  const shape = { n, height: Hs, width: Ws, channels: 3 };
+  const pixels = new Uint8Array(n * stored.length);
+  for (let i = 0; i < n; i++) pixels.set(stored, i * stored.length);
+  const src = uploadBytes(pixels, shape);
+  const img = geometryPass(src, shape, plan.geom, So);
+  const got = await readPacked(img);
+  tf.dispose([src, img]);
+  let fractional = 0;
+  for (let i = 0; i < n; i++) {
+    const [left, top, bw, bh] = plan.geom.subarray(i * GEOM_STRIDE, i * GEOM_STRIDE + 4);
+    if ([left, top, bw, bh].some((v) => v !== Math.round(v))) fractional++;
+    const box: [number, number, number, number] = [
+      Math.round(left * W0 / Ws),
+      Math.round(top * H0 / Hs),
+      Math.round(bw * W0 / Ws),
+      Math.round(bh * H0 / Hs),
+    ];
+    const gi = got.subarray(i * So * So * 3, (i + 1) * So * So * 3);
+    // The kernels' fractional-box resampling: float32 vs double weights, ±1 on a .5 tie.
+    const frac = cpuResizeFractional(stored, Hs, Ws, [left, top, bw, bh], So, plan.flips[i] === 1);
+    assertClose(gi, frac, 1, 0.01, `image ${i} vs the fractional-box reference`);
+    // Against the original's integer crop resized directly: the 213x160 → 64² stretch blurs (≈ 3
+    // levels in exact arithmetic on this image, + uint8 rounding); rounding the mapped box to whole
+    // stored pixels instead gives 4-10 levels here, truncating its offsets 6-18.
+    const ref = cpuResize(original, H0, W0, 3, box, So, So, 0, 0, So, plan.flips[i] === 1);
+    assertClose(gi, ref, 4, 0.6, `image ${i} vs the original's crop`);
+  }
+  assert(fractional >= n - 1, `mapped boxes are fractional (${fractional} of ${n})`);
+  assertGpuHealthy();
+});
+
+Deno.test("train loader with source sizes: per-image crops, same shapes; bad size counts are a UserError", async () => {
+  const base = syntheticSource(5, 16, 16, 3);
+  const source: ImageSource = {
+    ...base,
+    sourceSizes: new Uint16Array([20, 12, 12, 20, 16, 16, 30, 10, 9, 9]),
+  };
+  const loader = createTrainLoader({
+    source,
+    protocol: referenceProtocol("imagenette160"),
+    batchSize: 4,
+    imageSize: 8,
+    seed: 3,
+  });
+  for await (const b of loader.epoch(0)) {
+    assertEquals(b.x.shape, [4, 8, 8, 3]);
+    tf.dispose([b.x, b.yA, b.yB]);
+  }
+  const ev = createEvalLoader({
+    source,
+    protocol: referenceProtocol("imagenette160"),
+    batchSize: 4,
+    imageSize: 8,
+  });
+  for await (const b of ev) {
+    assertEquals(b.x.shape, [4, 8, 8, 3]);
+    b.x.dispose();
+  }
+  let threw = false;
+  try {
+    createEvalLoader({
+      source: { ...base, sourceSizes: [1, 2] },
+      protocol: referenceProtocol("cifar10"),
+      imageSize: 8,
+    });
+  } catch (e) {
+    threw = (e as Error).name === "UserError";
+  }
+  assert(threw, "short sourceSizes → UserError");
+  assertGpuHealthy();
+});
+
+Deno.test("fromCacheSplit passes source sizes only for a split flagged sourceGeometry", () => {
+  const split = {
+    count: 2,
+    height: 8,
+    width: 8,
+    channels: 3,
+    labels: [0, 1],
+    sourceSizes: new Uint16Array([10, 6, 7, 9]),
+    gather: (_i: ArrayLike<number>, out?: Uint8Array) => Promise.resolve(out ?? new Uint8Array(0)),
+  };
+  assertEquals(fromCacheSplit(split).sourceSizes, undefined);
+  assertEquals(Array.from(fromCacheSplit({ ...split, sourceGeometry: true }).sourceSizes!), [10, 6, 7, 9]);
 });
