@@ -11,6 +11,9 @@
  *
  * Ops apply to the *stored* cache image (data/cache.ts), which the prepare step may already have
  * resized (e.g. HAM10000 is stored at 224×224, so its Resize((224,224)) is an identity there).
+ * Exception: datasets whose cache stretches each whole original to a square (Imagenette, flag
+ * `sourceGeometry` in data/datasets.ts) have their crop and Resize/CenterCrop boxes drawn on the
+ * original width × height and mapped onto the stored square, so aspect ratios stay faithful.
  *
  * @module
  */
