@@ -18,6 +18,7 @@
  * @module
  */
 import { type Tensor, tf, type WebGPUBackend } from "../runtime/tf.ts";
+import { adapterFacts } from "../runtime/webgpu.ts";
 import { ensurePrivate, rawDispatch, rawPipeline } from "./adam.ts";
 
 /** Activation fused into the normalisation. */
@@ -40,13 +41,14 @@ const WG = 64;
 
 /** Threads a split reduction aims for: llvmpipe saturates with a few thousand, GPUs want far more. */
 let targetThreads: number | undefined;
-function reduceTarget(backend: WebGPUBackend): number {
+function reduceTarget(): number {
   if (targetThreads !== undefined) return targetThreads;
-  const info =
-    (backend as unknown as { adapterInfo?: { vendor?: string; architecture?: string } }).adapterInfo;
-  const soft = /llvmpipe|lavapipe|swiftshader|mesa/i.test(
-    `${info?.vendor ?? ""} ${info?.architecture ?? ""}`,
-  );
+  let soft = true;
+  try {
+    soft = adapterFacts().isFallbackAdapter;
+  } catch {
+    // Backend installed without initRuntime: assume the CPU rasteriser (correct either way).
+  }
   return soft ? 4096 : 65536;
 }
 
@@ -360,6 +362,195 @@ fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
 }`;
 
 // ---------------------------------------------------------------------------------------------
+// Single-dispatch variants: one workgroup per channel (group of 4) reduces all R rows through
+// workgroup memory, then normalises (forward) or forms dx (backward) for the same rows. One
+// dispatch instead of three; used while a workgroup's share of rows stays small enough
+// (always on software adapters, up to FUSED_MAX_ROWS_GPU rows on real GPUs, where the split path
+// keeps more threads busy).
+// ---------------------------------------------------------------------------------------------
+
+const FWG = 64;
+const FUSED_MAX_ROWS_GPU = 32768;
+let fusedMaxRows: number | undefined;
+
+/**
+ * Overrides the largest row count (N·H·W) that uses the single-dispatch kernels; 0 forces the
+ * split path, Infinity the single-dispatch one, undefined restores the per-adapter default.
+ */
+export function setBnFusedMaxRows(rows: number | undefined): void {
+  fusedMaxRows = rows;
+}
+
+function useSingleDispatch(rows: number): boolean {
+  if (fusedMaxRows !== undefined) return rows <= fusedMaxRows;
+  let soft = true;
+  try {
+    soft = adapterFacts().isFallbackAdapter;
+  } catch {
+    // Not initialised through initRuntime: treat as software.
+  }
+  return soft || rows <= FUSED_MAX_ROWS_GPU;
+}
+
+function wgReduceSnippet(T: string): string {
+  return `
+  sh0[li] = s;
+  sh1[li] = q;
+  workgroupBarrier();
+  for (var k = ${FWG / 2}u; k > 0u; k = k >> 1u) {
+    if (li < k) {
+      sh0[li] = sh0[li] + sh0[li + k];
+      sh1[li] = sh1[li] + sh1[li + k];
+    }
+    workgroupBarrier();
+  }
+  let S : ${T} = sh0[0];
+  let Q : ${T} = sh1[0];`;
+}
+
+function fusedForwardWgsl(comp: number, act: BnActivation): string {
+  const T = comp === 4 ? "vec4<f32>" : "f32";
+  return `
+struct U { rows : u32, cv : u32, eps : f32, keep : f32, mom : f32, momUnbiased : f32, pad0 : f32, pad1 : f32 };
+@group(0) @binding(0) var<storage, read> x : array<${T}>;
+@group(0) @binding(1) var<storage, read> gamma : array<${T}>;
+@group(0) @binding(2) var<storage, read> beta : array<${T}>;
+@group(0) @binding(3) var<storage, read_write> y : array<${T}>;
+@group(0) @binding(4) var<storage, read_write> stats : array<${T}>;
+@group(0) @binding(5) var<storage, read_write> rm : array<${T}>;
+@group(0) @binding(6) var<storage, read_write> rv : array<${T}>;
+@group(0) @binding(7) var<uniform> u : U;
+var<workgroup> sh0 : array<${T}, ${FWG}>;
+var<workgroup> sh1 : array<${T}, ${FWG}>;
+@compute @workgroup_size(${FWG})
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) li : u32) {
+  let c = wid.x;
+  let cv = u.cv;
+  let shift = x[c];
+  var s = ${T}(0.0);
+  var q = ${T}(0.0);
+  for (var r = li; r < u.rows; r = r + ${FWG}u) {
+    let d = x[r * cv + c] - shift;
+    s = s + d;
+    q = q + d * d;
+  }
+  ${wgReduceSnippet(T)}
+  let n = f32(u.rows);
+  let mean = shift + S / n;
+  let variance = max(Q - S * S / n, ${T}(0.0)) / n;
+  let invstd = inverseSqrt(variance + ${T}(u.eps));
+  if (li == 0u) {
+    stats[c] = mean;
+    stats[cv + c] = invstd;
+    rm[c] = rm[c] * u.keep + mean * u.mom;
+    rv[c] = rv[c] * u.keep + variance * u.momUnbiased;
+  }
+  let g = gamma[c];
+  let b = beta[c];
+  for (var r = li; r < u.rows; r = r + ${FWG}u) {
+    let k = r * cv + c;
+    var z = ((x[k] - mean) * invstd) * g + b;
+    ${actSnippet(act, T)}
+    y[k] = z;
+  }
+}`;
+}
+
+function fusedBackwardWgsl(comp: number, act: BnActivation): string {
+  const T = comp === 4 ? "vec4<f32>" : "f32";
+  return `
+struct U { rows : u32, cv : u32, invRows : f32, pad0 : f32 };
+@group(0) @binding(0) var<storage, read> dy : array<${T}>;
+@group(0) @binding(1) var<storage, read> x : array<${T}>;
+@group(0) @binding(2) var<storage, read> stats : array<${T}>;
+@group(0) @binding(3) var<storage, read> gamma : array<${T}>;
+@group(0) @binding(4) var<storage, read> beta : array<${T}>;
+@group(0) @binding(5) var<storage, read_write> dx : array<${T}>;
+@group(0) @binding(6) var<storage, read_write> dgamma : array<${T}>;
+@group(0) @binding(7) var<storage, read_write> dbeta : array<${T}>;
+@group(0) @binding(8) var<uniform> u : U;
+var<workgroup> sh0 : array<${T}, ${FWG}>;
+var<workgroup> sh1 : array<${T}, ${FWG}>;
+@compute @workgroup_size(${FWG})
+fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) li : u32) {
+  let c = wid.x;
+  let cv = u.cv;
+  let mean = stats[c];
+  let invstd = stats[cv + c];
+  let g = gamma[c];
+  let b = beta[c];
+  var s = ${T}(0.0);
+  var q = ${T}(0.0);
+  for (var r = li; r < u.rows; r = r + ${FWG}u) {
+    let k = r * cv + c;
+    let xc = x[k] - mean;
+    var d = dy[k];
+    let z = (xc * invstd) * g + b;
+    _ = z;
+    ${maskSnippet(act, T)}
+    s = s + d;
+    q = q + d * xc;
+  }
+  ${wgReduceSnippet(T)}
+  let dg = Q * invstd;
+  if (li == 0u) {
+    dgamma[c] = dg;
+    dbeta[c] = S;
+  }
+  let inv = ${T}(u.invRows);
+  for (var r = li; r < u.rows; r = r + ${FWG}u) {
+    let k = r * cv + c;
+    let xhat = (x[k] - mean) * invstd;
+    var d = dy[k];
+    let z = xhat * g + b;
+    _ = z;
+    ${maskSnippet(act, T)}
+    dx[k] = (g * invstd) * (d - S * inv - xhat * (dg * inv));
+  }
+}`;
+}
+
+function forwardSingle(
+  backend: WebGPUBackend,
+  inputs: Record<string, tf.TensorInfo>,
+  a: BnAttrs,
+  rows: number,
+  c: number,
+): tf.TensorInfo[] {
+  const { x, gamma, beta, runningMean, runningVar } = inputs;
+  const comp = c % 4 === 0 ? 4 : 1;
+  const y = newOutput(backend, x.shape as number[]);
+  const stats = newOutput(backend, [2, c]);
+  const u = new ArrayBuffer(32);
+  new Uint32Array(u, 0, 2).set([rows, c / comp]);
+  const mom = a.momentum;
+  new Float32Array(u, 8, 4).set([a.eps, 1 - mom, mom, (mom * rows) / Math.max(rows - 1, 1)]);
+  const pipe = rawPipeline(backend, `xsBnFwd1_${comp}_${a.act}`, () => fusedForwardWgsl(comp, a.act));
+  rawDispatch(backend, pipe, [x, gamma, beta, y, stats, runningMean, runningVar], u, c / comp);
+  return [y, stats];
+}
+
+function backwardSingle(
+  backend: WebGPUBackend,
+  inputs: Record<string, tf.TensorInfo>,
+  act: BnActivation,
+  rows: number,
+  c: number,
+): tf.TensorInfo[] {
+  const { dy, x, gamma, beta, stats } = inputs;
+  const comp = c % 4 === 0 ? 4 : 1;
+  const dx = newOutput(backend, x.shape as number[]);
+  const dgamma = newOutput(backend, [c]);
+  const dbeta = newOutput(backend, [c]);
+  const u = new ArrayBuffer(16);
+  new Uint32Array(u, 0, 2).set([rows, c / comp]);
+  new Float32Array(u, 8, 1).set([1 / rows]);
+  const pipe = rawPipeline(backend, `xsBnBwd1_${comp}_${act}`, () => fusedBackwardWgsl(comp, act));
+  rawDispatch(backend, pipe, [dy, x, stats, gamma, beta, dx, dgamma, dbeta], u, c / comp);
+  return [dx, dgamma, dbeta];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Kernel functions
 // ---------------------------------------------------------------------------------------------
 
@@ -383,8 +574,9 @@ function forwardWebgpu(args: {
   const { x, gamma, beta, runningMean, runningVar } = args.inputs;
   const a = args.attrs as unknown as BnAttrs;
   const { rows, c } = rowsAndChannels(x.shape);
+  if (useSingleDispatch(rows)) return forwardSingle(backend, args.inputs, a, rows, c);
   const comp = c % 4 === 0 ? 4 : 1;
-  const { chunks, rowsPerChunk } = chunking(rows, c / comp, reduceTarget(backend));
+  const { chunks, rowsPerChunk } = chunking(rows, c / comp, reduceTarget());
   const p1 = new StatsPartialProgram(rows, c, chunks, rowsPerChunk);
   const partial = backend.runWebGPUProgram(p1, [x], "float32", p1.values());
   const stats = newOutput(backend, [2, c]);
@@ -409,8 +601,9 @@ function backwardWebgpu(args: {
   const { dy, x, gamma, beta, stats } = args.inputs;
   const act = (args.attrs as unknown as BnAttrs).act;
   const { rows, c } = rowsAndChannels(x.shape);
+  if (useSingleDispatch(rows)) return backwardSingle(backend, args.inputs, act, rows, c);
   const comp = c % 4 === 0 ? 4 : 1;
-  const { chunks, rowsPerChunk } = chunking(rows, c / comp, reduceTarget(backend));
+  const { chunks, rowsPerChunk } = chunking(rows, c / comp, reduceTarget());
   const p1 = new GradPartialProgram(rows, c, chunks, rowsPerChunk, act);
   const partial = backend.runWebGPUProgram(p1, [dy, x, stats, gamma, beta], "float32", p1.values());
   const dgamma = newOutput(backend, [c]);

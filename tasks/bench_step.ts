@@ -17,7 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import { type Tensor, tf, type WebGPUBackend } from "../runtime/tf.ts";
-import { assertBindable, assertGpuHealthy, initRuntime } from "../runtime/webgpu.ts";
+import { assertBindable, assertGpuHealthy, GpuError, initRuntime } from "../runtime/webgpu.ts";
 import { runMain, UserError } from "../runtime/errors.ts";
 import { Rng } from "../runtime/rng.ts";
 import { buildModel, MODELS, type ModelSpec, registerModel } from "../models/registry.ts";
@@ -191,6 +191,8 @@ export interface StepResult {
   batch: number;
   msMedian: number;
   msMin: number;
+  /** Mean ms/step of `steps` steps queued with a single sync at the end. */
+  msQueued: number;
   dispatchesPerStep: number;
   liveMiB: number;
   poolMiB: number;
@@ -281,6 +283,14 @@ export async function benchVariant(
       d = dispatches - d0;
       l.dispose();
     }
+    // The same steps queued back to back with one sync at the end: no ~11 ms readback floor per
+    // step, which matters on a real GPU where a step takes tens of ms.
+    const tq = performance.now();
+    const queued: Tensor[] = [];
+    for (let i = 0; i < o.steps; i++) queued.push(t.step(x, oneHot));
+    await queued[queued.length - 1].data();
+    const msQueued = (performance.now() - tq) / o.steps;
+    tf.dispose(queued);
     assertGpuHealthy();
     const mem = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
     const live = (mem.numBytesInGPU ?? 0) - live0;
@@ -309,6 +319,7 @@ export async function benchVariant(
       batch: o.batch,
       msMedian: median(times),
       msMin: Math.min(...times),
+      msQueued,
       dispatchesPerStep: d,
       liveMiB: live / MiB,
       poolMiB: pool / MiB,
@@ -328,27 +339,63 @@ function fmt(x: number, digits = 1): string {
 /** The markdown table of a set of results (custom rows carry ratios against the stock row). */
 export function formatTable(results: StepResult[]): string {
   const lines = [
-    "| model | size | batch | kernels | ms/step (median) | dispatches/step | live MiB | pool MiB | speed-up vs stock | dispatches stock/custom | loss |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    "| model | size | batch | kernels | ms/step (median, synced) | ms/step (queued) | dispatches/step | " +
+    "live MiB | pool MiB | speed-up vs stock (median / queued) | dispatches stock/custom | loss |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of results) {
     if (r.error) {
-      lines.push(`| ${r.model} | ${r.imageSize} | ${r.batch} | ${r.kernels} | ${r.error} | | | | | | |`);
+      lines.push(`| ${r.model} | ${r.imageSize} | ${r.batch} | ${r.kernels} | ${r.error} | | | | | | | |`);
       continue;
     }
     const base = results.find((s) => s.model === r.model && s.kernels === "stock" && !s.error);
-    const ratio = r.kernels === "custom" && base ? `${fmt(base.msMedian / r.msMedian, 2)}×` : "";
-    const dratio = r.kernels === "custom" && base
-      ? `${fmt(base.dispatchesPerStep / r.dispatchesPerStep, 2)}×`
+    const custom = r.kernels === "custom" && base;
+    const ratio = custom
+      ? `${fmt(base.msMedian / r.msMedian, 2)}× / ${fmt(base.msQueued / r.msQueued, 2)}×`
       : "";
-    lines.push(
-      `| ${r.model} | ${r.imageSize} | ${r.batch} | ${r.kernels} | ${
-        fmt(r.msMedian)
-      } | ${r.dispatchesPerStep} | ` +
-        `${fmt(r.liveMiB)} | ${fmt(r.poolMiB)} | ${ratio} | ${dratio} | ${fmt(r.loss, 4)} |`,
-    );
+    const dratio = custom ? `${fmt(base.dispatchesPerStep / r.dispatchesPerStep, 2)}×` : "";
+    const cells = [
+      r.model,
+      r.imageSize,
+      r.batch,
+      r.kernels,
+      fmt(r.msMedian),
+      fmt(r.msQueued),
+      r.dispatchesPerStep,
+      fmt(r.liveMiB),
+      fmt(r.poolMiB),
+      ratio,
+      dratio,
+      fmt(r.loss, 4),
+    ];
+    lines.push(`| ${cells.join(" | ")} |`);
   }
   return lines.join("\n");
+}
+
+/** A table row for a variant that did not run. */
+function errorRow(
+  model: string,
+  kernels: KernelChoice,
+  imageSize: number,
+  batch: number,
+  error: string,
+): StepResult {
+  return {
+    model,
+    kernels,
+    imageSize,
+    batch,
+    msMedian: NaN,
+    msMin: NaN,
+    msQueued: NaN,
+    dispatchesPerStep: 0,
+    liveMiB: NaN,
+    poolMiB: NaN,
+    topKernels: [],
+    loss: NaN,
+    error,
+  };
 }
 
 /** Top kernels per variant, as markdown. */
@@ -413,36 +460,33 @@ async function main(): Promise<void> {
       const bytes = largestTensorBytes(id, imageSize, batch, numClasses);
       assertBindable(bytes, `${id} at ${imageSize}px batch ${batch}: its largest tensor`);
     } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      fitError = `does not fit: ${err.message}`;
+      if (err instanceof GpuError) throw err;
+      fitError = err instanceof UserError
+        ? `does not fit: ${err.message}`
+        : `failed: ${(err instanceof Error ? err.message : String(err)).split("\n")[0].replaceAll("|", "/")}`;
     }
     for (const kernels of variants) {
       if (fitError) {
-        results.push({
-          model: id,
-          kernels,
-          imageSize,
-          batch,
-          msMedian: NaN,
-          msMin: NaN,
-          dispatchesPerStep: 0,
-          liveMiB: NaN,
-          poolMiB: NaN,
-          topKernels: [],
-          loss: NaN,
-          error: fitError,
-        });
+        results.push(errorRow(id, kernels, imageSize, batch, fitError));
         continue;
       }
-      const r = await benchVariant(id, kernels, {
-        imageSize,
-        batch,
-        steps,
-        numClasses,
-        profile: !values["no-profile"],
-      });
-      results.push(r);
-      console.error(`${id} ${kernels}: ${fmt(r.msMedian)} ms/step, ${r.dispatchesPerStep} dispatches`);
+      try {
+        const r = await benchVariant(id, kernels, {
+          imageSize,
+          batch,
+          steps,
+          numClasses,
+          profile: !values["no-profile"],
+        });
+        results.push(r);
+        console.error(`${id} ${kernels}: ${fmt(r.msMedian)} ms/step, ${r.dispatchesPerStep} dispatches`);
+      } catch (err) {
+        // One broken model must not hide the other rows (a GPU error still ends the run).
+        if (err instanceof UserError || err instanceof GpuError) throw err;
+        const msg = (err instanceof Error ? err.message : String(err)).split("\n")[0].replaceAll("|", "/");
+        console.error(`${id} ${kernels}: failed: ${msg}`);
+        results.push(errorRow(id, kernels, imageSize, batch, `failed: ${msg}`));
+      }
     }
     tf.disposeVariables();
     releaseFreeBuffers();

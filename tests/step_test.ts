@@ -14,6 +14,7 @@ import {
   type BatchNormTrainParams,
   batchNormTrainStock,
   type BnActivation,
+  setBnFusedMaxRows,
   setBnReduceTarget,
 } from "../kernels/batchnorm.ts";
 import { BatchNorm2d, Conv2d, type Ctx, Linear, type Module, ops, type Params } from "../models/core.ts";
@@ -255,51 +256,55 @@ const BN_CASES: Array<{ shape: number[]; act: BnActivation; target?: number; mea
   { shape: [5, 13], act: "identity", target: 13 }, // BatchNorm1d on [B, C]
 ];
 
-Deno.test("BN kernel: forward, backward and running stats equal a float64 CPU reference and the stock ops", async () => {
-  await initRuntime();
-  for (const { shape, act, target, mean } of BN_CASES) {
-    setBnReduceTarget(target);
-    const c = shape[shape.length - 1];
-    const x = tf.add(tf.mul(tf.randomNormal(shape, 0, 1.5, "float32", 1), 1), mean ?? 0.5);
-    const dy = tf.randomNormal(shape, 0, 1, "float32", 2);
-    const pc = bnParams(c, 3), ps = bnParams(c, 3);
-    const truth = bnTruth(
-      await values(x),
-      await values(dy),
-      c,
-      await values(pc.gamma),
-      await values(pc.beta),
-      act,
-    );
-    const custom = await runBn(batchNormTrain, x, dy, pc, act);
-    // runBn runs the layer twice (forward, then forward + backward), so the running stats saw two
-    // updates with the same batch statistics.
-    const twice = {
-      rm: truth.rm.map((m) => m + 0.9 * m),
-      rv: truth.rv.map((v) => 0.9 * v + (v - 0.9)),
-    };
-    const stock = await runBn(batchNormTrainStock, x, dy, ps, act);
-    const label = `${JSON.stringify(shape)} ${act}`;
-    const scale = (a: ArrayLike<number>) => Math.max(1, maxAbs(a));
-    for (const k of ["y", "dx", "dgamma", "dbeta"] as const) {
-      const tol = 2e-5 * scale(truth[k]) *
-        (k === "dgamma" || k === "dbeta" ? Math.sqrt(custom.y.length / c) : 1);
-      const errCustom = maxAbsDiff(custom[k], truth[k]);
-      const errStock = maxAbsDiff(stock[k], truth[k]);
-      assert(
-        errCustom <= tol,
-        `${label} ${k}: custom vs float64 ${errCustom} > ${tol} (stock's error ${errStock})`,
+for (const path of ["single-dispatch", "split"] as const) {
+  Deno.test(`BN kernel (${path}): forward, backward and running stats equal a float64 CPU reference and the stock ops`, async () => {
+    await initRuntime();
+    setBnFusedMaxRows(path === "split" ? 0 : Infinity);
+    for (const { shape, act, target, mean } of BN_CASES) {
+      setBnReduceTarget(target);
+      const c = shape[shape.length - 1];
+      const x = tf.add(tf.mul(tf.randomNormal(shape, 0, 1.5, "float32", 1), 1), mean ?? 0.5);
+      const dy = tf.randomNormal(shape, 0, 1, "float32", 2);
+      const pc = bnParams(c, 3), ps = bnParams(c, 3);
+      const truth = bnTruth(
+        await values(x),
+        await values(dy),
+        c,
+        await values(pc.gamma),
+        await values(pc.beta),
+        act,
       );
-      assert(maxAbsDiff(custom[k], stock[k]) <= 2 * tol + errStock, `${label} ${k}: custom vs stock`);
+      const custom = await runBn(batchNormTrain, x, dy, pc, act);
+      // runBn runs the layer twice (forward, then forward + backward), so the running stats saw two
+      // updates with the same batch statistics.
+      const twice = {
+        rm: truth.rm.map((m) => m + 0.9 * m),
+        rv: truth.rv.map((v) => 0.9 * v + (v - 0.9)),
+      };
+      const stock = await runBn(batchNormTrainStock, x, dy, ps, act);
+      const label = `${path} ${JSON.stringify(shape)} ${act}`;
+      const scale = (a: ArrayLike<number>) => Math.max(1, maxAbs(a));
+      for (const k of ["y", "dx", "dgamma", "dbeta"] as const) {
+        const tol = 2e-5 * scale(truth[k]) *
+          (k === "dgamma" || k === "dbeta" ? Math.sqrt(custom.y.length / c) : 1);
+        const errCustom = maxAbsDiff(custom[k], truth[k]);
+        const errStock = maxAbsDiff(stock[k], truth[k]);
+        assert(
+          errCustom <= tol,
+          `${label} ${k}: custom vs float64 ${errCustom} > ${tol} (stock's error ${errStock})`,
+        );
+        assert(maxAbsDiff(custom[k], stock[k]) <= 2 * tol + errStock, `${label} ${k}: custom vs stock`);
+      }
+      assert(maxAbsDiff(custom.rm, twice.rm) < 1e-5 * scale(twice.rm), `${label} running mean`);
+      assert(maxAbsDiff(custom.rv, twice.rv) < 1e-5 * scale(twice.rv), `${label} running var`);
+      assert(maxAbsDiff(custom.rv, stock.rv) < 1e-5 * scale(twice.rv), `${label} running var vs stock`);
+      assertGpuHealthy();
+      tf.dispose([x, dy, ...Object.values(pc), ...Object.values(ps)].filter((t) => t instanceof tf.Tensor));
     }
-    assert(maxAbsDiff(custom.rm, twice.rm) < 1e-5 * scale(twice.rm), `${label} running mean`);
-    assert(maxAbsDiff(custom.rv, twice.rv) < 1e-5 * scale(twice.rv), `${label} running var`);
-    assert(maxAbsDiff(custom.rv, stock.rv) < 1e-5 * scale(twice.rv), `${label} running var vs stock`);
-    assertGpuHealthy();
-    tf.dispose([x, dy, ...Object.values(pc), ...Object.values(ps)].filter((t) => t instanceof tf.Tensor));
-  }
-  setBnReduceTarget(undefined);
-});
+    setBnReduceTarget(undefined);
+    setBnFusedMaxRows(undefined);
+  });
+}
 
 Deno.test("BN kernel: a sabotaged input gradient is caught (the comparison discriminates)", async () => {
   await initRuntime();
