@@ -21,6 +21,14 @@ import {
 } from "./core.ts";
 import type { ModelSpec } from "./registry.ts";
 
+/** BatchNorm2d followed by ReLU, run as one `ops.batchNorm` call so the fused training kernel applies. */
+class BnRelu implements Module {
+  constructor(readonly bn: BatchNorm2d) {}
+  apply(x: Tensor, ctx: Ctx): Tensor {
+    return ops.batchNorm(x, this.bn.params, ctx, "relu");
+  }
+}
+
 /**
  * An `nn.Sequential` of convs (no bias), BNs and ReLUs, named by their index in the reference's
  * Sequential (activations take an index but hold no parameters).
@@ -39,9 +47,12 @@ class Seq implements Module {
   ) {
     let channels = 0;
     items.forEach((it, i) => {
-      if (it === "relu") this.layers.push(new Act("relu"));
-      else if (it === "bn") this.layers.push(new BatchNorm2d(p, `${name}.${i}`, channels));
-      else {
+      if (it === "relu") {
+        if (!(this.layers.at(-1) instanceof BnRelu)) this.layers.push(new Act("relu"));
+      } else if (it === "bn") {
+        const bn = new BatchNorm2d(p, `${name}.${i}`, channels);
+        this.layers.push(items[i + 1] === "relu" ? new BnRelu(bn) : bn);
+      } else {
         channels = it.conv.cout;
         this.layers.push(new Conv2d(p, `${name}.${i}`, { ...it.conv, bias: false }));
       }

@@ -11,6 +11,7 @@
  * @module
  */
 import {
+  type Activation,
   BatchNorm2d,
   Conv2d,
   type Ctx,
@@ -27,16 +28,26 @@ import type { ModelSpec } from "./registry.ts";
 /** The head's init: timm `trunc_normal_(std=.02)` (a = -2, b = 2 are absolute bounds). */
 export const STARNET_LINEAR_INIT: Init = { kind: "truncNormal", std: 0.02, bound: 2 };
 
-/** `ConvBN`: conv (+bias) `<name>.conv`, then optionally BN `<name>.bn`. */
+/** `ConvBN`: conv (+bias) `<name>.conv`, then optionally BN `<name>.bn`, then `act` (the stem's ReLU6). */
 class ConvBN implements Module {
   readonly conv: Conv2d;
   readonly bn?: BatchNorm2d;
+  readonly act: Activation;
 
   constructor(
     p: Params,
     name: string,
-    o: { cin: number; cout: number; k?: number; stride?: number; depthwise?: boolean; bn?: boolean },
+    o: {
+      cin: number;
+      cout: number;
+      k?: number;
+      stride?: number;
+      depthwise?: boolean;
+      bn?: boolean;
+      act?: Activation;
+    },
   ) {
+    this.act = o.act ?? "identity";
     this.conv = new Conv2d(p, `${name}.conv`, {
       cin: o.cin,
       cout: o.cout,
@@ -50,7 +61,8 @@ class ConvBN implements Module {
 
   apply(x: Tensor, ctx: Ctx): Tensor {
     const y = this.conv.apply(x, ctx);
-    return this.bn ? this.bn.apply(y, ctx) : y;
+    // BN and its activation in one call: the fused training kernel covers relu6.
+    return this.bn ? ops.batchNorm(y, this.bn.params, ctx, this.act) : ops.act(y, this.act);
   }
 }
 
@@ -98,7 +110,7 @@ export class StarNet implements Module {
     const base = o.baseDim ?? 24, depths = o.depths ?? [2, 2, 8, 3], ratio = o.mlpRatio ?? 4;
     let cin = 32;
     // stem = Sequential(ConvBN, ReLU6)
-    this.stem = new ConvBN(p, "stem.0", { cin: 3, cout: cin, k: 3, stride: 2 });
+    this.stem = new ConvBN(p, "stem.0", { cin: 3, cout: cin, k: 3, stride: 2, act: "relu6" });
     depths.forEach((n, i) => {
       const dim = base * 2 ** i;
       const stage: Module[] = [new ConvBN(p, `stages.${i}.0`, { cin, cout: dim, k: 3, stride: 2 })];
@@ -116,7 +128,7 @@ export class StarNet implements Module {
   }
 
   apply(x: Tensor, ctx: Ctx): Tensor {
-    let y = ops.act(this.stem.apply(x, ctx), "relu6");
+    let y = this.stem.apply(x, ctx);
     for (const stage of this.stages) for (const m of stage) y = m.apply(y, ctx);
     return this.head.apply(ops.globalAvgPool(this.norm.apply(y, ctx), ctx), ctx);
   }
