@@ -14,6 +14,8 @@ import "../models/zoo.ts";
 import { buildModel, modelSpec } from "../models/registry.ts";
 import { type Ctx, MetaTensor, type ModelOptions, ops, Params, type Tensor } from "../models/core.ts";
 import { setDefaultKernels } from "../kernels/mod.ts";
+import { fusedAdamStep } from "../kernels/adam.ts";
+import { useFusedAdam } from "../train/optimizer.ts";
 import { defaultCacheDir, getDataset, prepareDataset } from "../data/datasets.ts";
 import { openCache } from "../data/cache.ts";
 import { applyOverrides, buildPreset, describePreset, type Preset, presetLabel } from "../train/presets.ts";
@@ -217,6 +219,7 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   }
   const facts = await initRuntime();
   setDefaultKernels(a.kernels);
+  useFusedAdam(a.kernels === "custom" ? fusedAdamStep : undefined);
   console.log(describePreset(preset));
   console.log(`seed ${a.seed}, kernels ${a.kernels}, adapter ${facts.description}, run dir ${dir}`);
 

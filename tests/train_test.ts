@@ -12,7 +12,8 @@ import { Rng } from "../runtime/rng.ts";
 import { BatchNorm2d, Conv2d, type Ctx, Linear, type Model, ops, Params } from "../models/core.ts";
 import type { EvalBatch, TrainBatch } from "../data/types.ts";
 import { lrAt, PER_EPOCH_MIN_EPOCHS, shortRunWarmupSteps, upCosLr } from "../train/schedule.ts";
-import { applyAdam, createAdamState } from "../train/optimizer.ts";
+import { applyAdam, createAdamState, useFusedAdam } from "../train/optimizer.ts";
+import { fusedAdamStep } from "../kernels/adam.ts";
 import { cutmixSmoothedCrossEntropy } from "../train/loss.ts";
 import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors, transpose } from "../train/safetensors.ts";
@@ -90,27 +91,36 @@ function torchAdamRef(p: number[], gs: number[][], lrs: number[]): number[] {
   return q;
 }
 
-Deno.test("Adam: three steps equal hand-computed PyTorch-semantics steps", async () => {
-  await initRuntime();
-  const p0 = [0.5, -1.25, 2.0], w0 = [[0.1, -0.2], [0.3, 0.4]];
-  const gp = [[0.1, -0.2, 3.0], [0.05, 0.0, -1.0], [-0.3, 1e-4, 0.5]];
-  const gw = [[1, 2, 3, 4], [-4, 0.5, 0, 1], [2, 2, -2, 1e-6]];
-  const lrs = [1e-3, 2e-3, 5e-4];
-  const p = tf.variable(tf.tensor(p0)), w = tf.variable(tf.tensor(w0));
-  const state = createAdamState([p, w]);
-  for (let k = 0; k < 3; k++) {
-    const g1 = tf.tensor(gp[k]), g2 = tf.tensor(gw[k], [2, 2]);
-    applyAdam([p, w], [g1, g2], state, lrs[k]);
-    tf.dispose([g1, g2]);
-  }
-  assertEquals(state.step, 3);
-  const got = [...await p.data(), ...await w.data()];
-  const want = [...torchAdamRef(p0, gp, lrs), ...torchAdamRef(w0.flat(), gw, lrs)];
-  // Hand computation of the first element, step 1: m̂ = g, v̂ = g² → p − lr·g/(|g|+eps).
-  assertAlmostEquals(torchAdamRef([0.5], [[0.1]], [1e-3])[0], 0.5 - 1e-3 * 0.1 / (0.1 + 1e-8), 1e-15);
-  got.forEach((x, i) => assertAlmostEquals(x, want[i], 2e-7, `element ${i}: ${x} vs ${want[i]}`));
-  tf.dispose([p, w, state.m, state.v]);
-});
+for (const impl of ["stock ops", "fused kernel"] as const) {
+  Deno.test(`Adam (${impl}): three steps equal hand-computed PyTorch-semantics steps`, async () => {
+    await initRuntime();
+    useFusedAdam(impl === "fused kernel" ? fusedAdamStep : undefined);
+    const p0 = [0.5, -1.25, 2.0], w0 = [[0.1, -0.2], [0.3, 0.4]];
+    const gp = [[0.1, -0.2, 3.0], [0.05, 0.0, -1.0], [-0.3, 1e-4, 0.5]];
+    const gw = [[1, 2, 3, 4], [-4, 0.5, 0, 1], [2, 2, -2, 1e-6]];
+    const lrs = [1e-3, 2e-3, 5e-4];
+    const p = tf.variable(tf.tensor(p0)), w = tf.variable(tf.tensor(w0));
+    const state = createAdamState([p, w]);
+    try {
+      for (let k = 0; k < 3; k++) {
+        const g1 = tf.tensor(gp[k]), g2 = tf.tensor(gw[k], [2, 2]);
+        applyAdam([p, w], [g1, g2], state, lrs[k]);
+        tf.dispose([g1, g2]);
+      }
+      assertEquals(state.step, 3);
+      const got = [...await p.data(), ...await w.data()];
+      const want = [...torchAdamRef(p0, gp, lrs), ...torchAdamRef(w0.flat(), gw, lrs)];
+      // Hand computation of the first element, step 1: m̂ = g, v̂ = g² → p − lr·g/(|g|+eps).
+      assertAlmostEquals(torchAdamRef([0.5], [[0.1]], [1e-3])[0], 0.5 - 1e-3 * 0.1 / (0.1 + 1e-8), 1e-15);
+      got.forEach((x, i) => assertAlmostEquals(x, want[i], 2e-7, `element ${i}: ${x} vs ${want[i]}`));
+      // The first moment of element 0 by hand: 0.01 → 0.9·0.01 + 0.1·0.05 = 0.014 → 0.0126 − 0.03.
+      assertAlmostEquals((await state.m.data())[0], -0.0174, 1e-8);
+    } finally {
+      useFusedAdam(undefined);
+      tf.dispose([p, w, state.m, state.v]);
+    }
+  });
+}
 
 // ---------------------------------------------------------------- loss
 
@@ -208,18 +218,19 @@ Deno.test("ledger: two concurrent writers keep every row", async () => {
 
 const S = 8, C = 4, B = 8, N_TRAIN = 40, N_TEST = 20;
 
-/** conv3x3 → BN → ReLU → global pool → dropout → linear; `poison` makes the logits NaN. */
+/** conv3x3 → BN → ReLU → depthwise 3x3 → global pool → dropout → linear; `poison` makes the logits NaN. */
 function tinyModel(seed: number, control: { poison?: boolean } = {}): Model {
   const params = new Params(seed);
   const conv = new Conv2d(params, "conv", { cin: 3, cout: 6, k: 3 });
   const bn = new BatchNorm2d(params, "bn", 6);
+  const dw = new Conv2d(params, "dw", { cin: 6, cout: 6, k: 3, depthwise: true, bias: true });
   const fc = new Linear(params, "fc", { nin: 6, nout: C });
   return {
     id: "tiny",
     options: { numClasses: C, imageSize: S, seed },
     params,
     apply(x: Tensor, ctx: Ctx): Tensor {
-      let h = ops.act(bn.apply(conv.apply(x, ctx), ctx), "relu");
+      let h = dw.apply(ops.act(bn.apply(conv.apply(x, ctx), ctx), "relu"), ctx);
       h = ops.dropout(ops.globalAvgPool(h, ctx), 0.2, ctx);
       const y = fc.apply(h, ctx);
       return control.poison ? tf.mul(y, NaN) : y;
@@ -285,15 +296,17 @@ const SCHEDULE = { epochs: 3, stepsPerEpoch: Math.ceil(N_TRAIN / B), lrMax: 1e-2
 
 async function runTiny(
   dir: string,
-  opts: { resume?: boolean; killAfterSteps?: number; poison?: boolean } = {},
+  opts: { resume?: boolean; killAfterSteps?: number; poison?: boolean; kernels?: "custom" | "stock" } = {},
 ) {
   const model = tinyModel(7, { poison: opts.poison });
+  const kernels = opts.kernels ?? "stock";
+  useFusedAdam(kernels === "custom" ? fusedAdamStep : undefined);
   try {
     const result = await train(model, syntheticSource(11), {
       schedule: SCHEDULE,
       dir,
       rng: new Rng(5),
-      kernels: "stock",
+      kernels,
       resume: opts.resume ?? false,
       fingerprint: { model: "tiny", seed: 5 },
       readEvery: 2,
@@ -305,6 +318,7 @@ async function runTiny(
     );
     return { result, weights };
   } finally {
+    useFusedAdam(undefined);
     model.params.dispose();
   }
 }
@@ -343,28 +357,30 @@ Deno.test("checkpoint round-trip restores parameters, BN buffers, Adam state and
   }
 });
 
-Deno.test("resume after a kill during epoch 2 ends with bitwise the same weights as an uninterrupted run", async () => {
-  await initRuntime();
-  const full = await Deno.makeTempDir(), cut = await Deno.makeTempDir();
-  const ref = await runTiny(full);
-  // Killed after 7 steps: epoch 1 (5 steps) is checkpointed, epoch 2 dies at step 2.
-  await assertRejects(() => runTiny(cut, { killAfterSteps: 7 }), SimulatedKill);
-  const resumed = await runTiny(cut, { resume: true });
-  assertEquals(resumed.weights, ref.weights);
-  assertEquals(
-    resumed.result.history.map((r) => r.test_accuracy),
-    ref.result.history.map((r) => r.test_accuracy),
-  );
-  assertEquals(resumed.result.steps, 15);
-  // The run learned something (the classes are separable).
-  assert(ref.result.bestAccuracy > 40, `best accuracy ${ref.result.bestAccuracy}`);
-  const w = decodeSafetensors(await Deno.readFile(runPaths(full).weights)).tensors;
-  assertEquals(w.get("conv.weight")!.shape, [6, 3, 3, 3]);
-  assertEquals(w.get("fc.weight")!.shape, [C, 6]);
-  assertEquals(w.get("bn.num_batches_tracked")!.data[0], 15n);
-  await Deno.remove(full, { recursive: true });
-  await Deno.remove(cut, { recursive: true });
-});
+for (const kernels of ["stock", "custom"] as const) {
+  Deno.test(`resume after a kill during epoch 2 ends with bitwise the same weights (${kernels} kernels)`, async () => {
+    await initRuntime();
+    const full = await Deno.makeTempDir(), cut = await Deno.makeTempDir();
+    const ref = await runTiny(full, { kernels });
+    // Killed after 7 steps: epoch 1 (5 steps) is checkpointed, epoch 2 dies at step 2.
+    await assertRejects(() => runTiny(cut, { killAfterSteps: 7, kernels }), SimulatedKill);
+    const resumed = await runTiny(cut, { resume: true, kernels });
+    assertEquals(resumed.weights, ref.weights);
+    assertEquals(
+      resumed.result.history.map((r) => r.test_accuracy),
+      ref.result.history.map((r) => r.test_accuracy),
+    );
+    assertEquals(resumed.result.steps, 15);
+    // The run learned something (the classes are separable).
+    assert(ref.result.bestAccuracy > 40, `best accuracy ${ref.result.bestAccuracy}`);
+    const w = decodeSafetensors(await Deno.readFile(runPaths(full).weights)).tensors;
+    assertEquals(w.get("conv.weight")!.shape, [6, 3, 3, 3]);
+    assertEquals(w.get("fc.weight")!.shape, [C, 6]);
+    assertEquals(w.get("bn.num_batches_tracked")!.data[0], 15n);
+    await Deno.remove(full, { recursive: true });
+    await Deno.remove(cut, { recursive: true });
+  });
+}
 
 Deno.test("NaN loss: clear error, non-finite weights never checkpointed, last good checkpoint kept", async () => {
   await initRuntime();
