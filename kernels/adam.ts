@@ -41,7 +41,11 @@ interface BackendInternals {
   dispatchCountInPass: number;
   commandQueueOwnedIds: WeakSet<object>;
   uniformPendingDisposal: GPUBuffer[];
-  activeTimers?: unknown[] | null;
+  activeTimers?: Array<{ name: string; query: Promise<number> }> | null;
+  supportTimestampQuery: boolean;
+  querySet: GPUQuerySet | null;
+  querySetCount: number;
+  getQueryTime(): Promise<number>;
   tensorMap: { get(dataId: object): { resource: unknown; refCount: number; values: unknown } | undefined };
   bufferManager: { acquireBuffer(size: number, usage: number): GPUBuffer };
   uploadToGPU(dataId: object): void;
@@ -119,7 +123,18 @@ export function rawDispatch(
   entries.push({ binding: storage.length, resource: { buffer: ubuf, size: uniforms.byteLength } });
   const bindGroup = be.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
   be.ensureCommandEncoderReady();
-  if (!be.computePassEncoder) be.computePassEncoder = be.commandEncoder!.beginComputePass({});
+  const timed = be.activeTimers != null && be.supportTimestampQuery;
+  if (timed) {
+    // Under tf.profile: time this dispatch like tfjs times its programs (a pass with timestamps,
+    // resolved when the profiler collects its timers), so raw kernels show up in the profile.
+    be.endComputePassEncoder();
+    be.querySet ??= be.device.createQuerySet({ type: "timestamp", count: be.querySetCount });
+    be.computePassEncoder = be.commandEncoder!.beginComputePass({
+      timestampWrites: { querySet: be.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+    });
+  } else if (!be.computePassEncoder) {
+    be.computePassEncoder = be.commandEncoder!.beginComputePass({});
+  }
   be.computePassEncoder.setPipeline(pipeline);
   be.computePassEncoder.setBindGroup(0, bindGroup);
   // Flat dispatches over 65535 workgroups fold into y; shaders recompute the linear id and bound-check.
@@ -131,6 +146,7 @@ export function rawDispatch(
     be.endComputePassEncoder();
     // Under tf.profile tfjs submits when it resolves its timers; submitting here would break that.
     if (be.activeTimers == null) be.submitQueue();
+    else if (timed) be.activeTimers.push({ name: pipeline.label, query: be.getQueryTime() });
   }
 }
 

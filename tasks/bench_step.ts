@@ -479,7 +479,10 @@ async function main(): Promise<void> {
           profile: !values["no-profile"],
         });
         results.push(r);
-        console.error(`${id} ${kernels}: ${fmt(r.msMedian)} ms/step, ${r.dispatchesPerStep} dispatches`);
+        console.error(
+          `${id} ${kernels}: ${fmt(r.msMedian)} ms/step (queued ${fmt(r.msQueued)}), ` +
+            `${r.dispatchesPerStep} dispatches, pool ${fmt(r.poolMiB)} MiB, loss ${fmt(r.loss, 4)}`,
+        );
       } catch (err) {
         // One broken model must not hide the other rows (a GPU error still ends the run).
         if (err instanceof UserError || err instanceof GpuError) throw err;

@@ -493,13 +493,18 @@ Deno.test("training steps: no GPU memory growth over 200 custom steps", async ()
     return { tensors: m.numTensors, live: m.numBytesInGPU, pool: m.numBytesAllocatedInGPU };
   };
   let after10 = snapshot();
+  let ids10: object[] = [];
   for (let s = 1; s <= 200; s++) {
     const l = t.step(x, oneHot);
     if (s % 50 === 0 || s === 10) await l.data();
     l.dispose();
     if (s === 10) after10 = snapshot();
+    if (s === 10) ids10 = t.model.params.entries.map((e) => e.variable!.dataId);
   }
   const end = snapshot();
+  // Updated in place: after the first step's one-off private copy, no variable gets a new buffer.
+  const idsEnd = t.model.params.entries.map((e) => e.variable!.dataId);
+  assert(idsEnd.every((id, i) => id === ids10[i]), "variables and running stats keep their buffers");
   assertEquals(end.tensors, after10.tensors, "tensor count");
   assertEquals(end.live, after10.live, "live GPU bytes");
   // The pool may still gain a few uniform-sized buffers (how many are in flight depends on where
