@@ -22,7 +22,7 @@ import { adapterFacts } from "../runtime/webgpu.ts";
 import { ensurePrivate, rawDispatch, rawPipeline } from "./adam.ts";
 
 /** Activation fused into the normalisation. */
-export type BnActivation = "identity" | "relu" | "relu6";
+export type BnActivation = "identity" | "relu" | "relu6" | "silu";
 
 /** Registered kernel names. */
 export const BN_TRAIN_KERNEL = "XsBatchNormTrain";
@@ -82,13 +82,22 @@ function flat(outputShape: number[], threads: number) {
 function actSnippet(act: BnActivation, T: string): string {
   if (act === "relu") return `z = max(z, ${T}(0.0));`;
   if (act === "relu6") return `z = clamp(z, ${T}(0.0), ${T}(6.0));`;
+  // x·sigmoid(x), sigmoid written as tfjs writes it.
+  if (act === "silu") return `z = z * (${T}(1.0) / (${T}(1.0) + exp(-z)));`;
   return "";
 }
 
-/** The gradient mask of the activation at pre-activation z (tfjs semantics: relu z>0, relu6 0<z≤6). */
+/**
+ * The activation's derivative at pre-activation z applied to d (tfjs semantics: relu z>0,
+ * relu6 0<z≤6, silu σ(z)·(1 + z·(1−σ(z)))).
+ */
 function maskSnippet(act: BnActivation, T: string): string {
   if (act === "relu") return `d = select(${T}(0.0), d, z > ${T}(0.0));`;
   if (act === "relu6") return `d = select(${T}(0.0), d, (z > ${T}(0.0)) & (z <= ${T}(6.0)));`;
+  if (act === "silu") {
+    return `let sg = ${T}(1.0) / (${T}(1.0) + exp(-z));
+          d = d * (sg * (${T}(1.0) + z * (${T}(1.0) - sg)));`;
+  }
   return "";
 }
 
@@ -626,9 +635,14 @@ interface CpuBackend {
 }
 
 function actCpu(z: number, act: BnActivation): number {
+  if (act === "silu") return z / (1 + Math.exp(-z));
   return act === "relu" ? Math.max(z, 0) : act === "relu6" ? Math.min(Math.max(z, 0), 6) : z;
 }
 function maskCpu(z: number, act: BnActivation): number {
+  if (act === "silu") {
+    const sg = 1 / (1 + Math.exp(-z));
+    return sg * (1 + z * (1 - sg));
+  }
   return act === "relu" ? (z > 0 ? 1 : 0) : act === "relu6" ? (z > 0 && z <= 6 ? 1 : 0) : 1;
 }
 
@@ -793,5 +807,6 @@ export function batchNormTrainStock(
     tf.add(tf.mul(bn.runningVar, 1 - m), tf.mul(variance, (m * n) / Math.max(n - 1, 1))),
   );
   const y = tf.batchNorm(x, mean, variance, bn.beta, bn.gamma, bn.eps);
+  if (act === "silu") return tf.mul(y, tf.sigmoid(y));
   return act === "relu" ? tf.relu(y) : act === "relu6" ? tf.relu6(y) : y;
 }

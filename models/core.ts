@@ -278,7 +278,7 @@ export const ops = {
    * BatchNorm over all axes but the last (PyTorch BatchNorm2d/1d): batch statistics in training,
    * updating the running stats with momentum 0.1 and the unbiased variance; running stats in eval.
    * With `kernels: "custom"` on webgpu, training runs the fused kernels of kernels/batchnorm.ts
-   * (issue 7), which also fuse `act` when it is relu/relu6.
+   * (issue 7), which also fuse `act` when it is relu, relu6 or silu.
    */
   batchNorm(x: Tensor, bn: BatchNormParams, ctx: Ctx, act: Activation = "identity"): Tensor {
     if (isMeta(x)) {
@@ -289,7 +289,7 @@ export const ops = {
       return ops.act(tf.batchNorm(x, bn.runningMean, bn.runningVar, bn.beta, bn.gamma, bn.eps), act);
     }
     if (ctx.kernels === "custom" && tf.getBackend() === "webgpu") {
-      const fused = act === "relu" || act === "relu6" ? act : "identity";
+      const fused = act === "relu" || act === "relu6" || act === "silu" ? act : "identity";
       return ops.act(batchNormTrain(x, bn, fused), fused === act ? "identity" : act);
     }
     const axes = shp(x).slice(0, -1).map((_, i) => i);

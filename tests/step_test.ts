@@ -173,9 +173,15 @@ function bnTruth(
       const k = r * c + j;
       xhat[k] = (x[k] - mean[j]) / Math.sqrt(variance[j] + eps);
       const z = gamma[j] * xhat[k] + beta[j];
-      const pass = act === "identity" || (z > 0 && (act === "relu" || z <= 6));
-      y[k] = act === "identity" ? z : act === "relu" ? Math.max(z, 0) : Math.min(Math.max(z, 0), 6);
-      dz[k] = pass ? dy[k] : 0;
+      if (act === "silu") {
+        const sg = 1 / (1 + Math.exp(-z));
+        y[k] = z * sg;
+        dz[k] = dy[k] * (sg + z * sg * (1 - sg)); // d/dz z·σ(z)
+      } else {
+        const pass = act === "identity" || (z > 0 && (act === "relu" || z <= 6));
+        y[k] = act === "identity" ? z : act === "relu" ? Math.max(z, 0) : Math.min(Math.max(z, 0), 6);
+        dz[k] = pass ? dy[k] : 0;
+      }
       dgamma[j] += dz[k] * xhat[k];
       dbeta[j] += dz[k];
     }
@@ -253,6 +259,8 @@ const BN_CASES: Array<{ shape: number[]; act: BnActivation; target?: number; mea
   { shape: [1, 1, 1, 5], act: "identity" }, // one row: variance 0, unbiased factor guarded
   { shape: [3, 7, 5, 12], act: "relu", target: 24 }, // H·W = 35, not a multiple of the workgroup
   { shape: [4, 9, 9, 3], act: "relu6", mean: 20 }, // far from zero (shifted sums), C = 3
+  { shape: [2, 6, 5, 8], act: "silu", target: 16 }, // fused SiLU, vec4
+  { shape: [3, 4, 4, 5], act: "silu" }, // fused SiLU, scalar
   { shape: [5, 13], act: "identity", target: 13 }, // BatchNorm1d on [B, C]
 ];
 
