@@ -64,6 +64,8 @@ export interface ParamEntry {
   variable?: tf.Variable;
 }
 
+let nextParamsUid = 0;
+
 /**
  * The parameters and buffers of one model, in creation order, named like the reference PyTorch
  * `state_dict` keys. Initial values come from one seeded {@link Rng}, so the same seed gives
@@ -73,6 +75,9 @@ export class Params {
   readonly entries: ParamEntry[] = [];
   readonly rng: Rng;
   #names = new Set<string>();
+  // tfjs variable names are global: suffix them so two models (e.g. a network and its
+  // re-parameterised copy) can coexist; entry names stay the state_dict keys.
+  readonly #uid = nextParamsUid++;
 
   constructor(seed: number, readonly meta = false) {
     this.rng = new Rng(seed);
@@ -117,13 +122,13 @@ export class Params {
       }
       this.entries.push(entry);
       if (this.meta) return new MetaTensor(shape) as unknown as Tensor;
-      entry.variable = tf.variable(tf.clone(src.variable!), trainable, name);
+      entry.variable = tf.variable(tf.clone(src.variable!), trainable, `${name}#${this.#uid}`);
       return entry.variable;
     }
     this.entries.push(entry);
     if (this.meta) return new MetaTensor(shape) as unknown as Tensor;
     const values = initialValues(shape.reduce((a, b) => a * b, 1), init, this.rng);
-    entry.variable = tf.variable(tf.tensor(values, shape, "float32"), trainable, name);
+    entry.variable = tf.variable(tf.tensor(values, shape, "float32"), trainable, `${name}#${this.#uid}`);
     return entry.variable;
   }
 }
