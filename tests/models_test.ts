@@ -14,7 +14,15 @@
 import { assert, assertAlmostEquals, assertEquals } from "./assert.ts";
 import "../models/zoo.ts";
 import { buildModel, countModelOps, MODELS } from "../models/registry.ts";
-import { countModel, type Ctx, type Model, type ModelOptions, ops, Params } from "../models/core.ts";
+import {
+  countModel,
+  type Ctx,
+  type KernelChoice,
+  type Model,
+  type ModelOptions,
+  ops,
+  Params,
+} from "../models/core.ts";
 import { convInit, makeDivisible } from "../models/blocks.ts";
 import type { MobileOne } from "../models/mobileone.ts";
 import { initRuntime } from "../runtime/webgpu.ts";
@@ -265,9 +273,11 @@ const SIZE = 64;
 const BATCH = 2;
 /** Adam learning rate of the one-step check. */
 const LR = 1e-3;
+/** Kernel implementation (XS_MODEL_KERNELS=custom|stock). Stock by default: the custom kernels have their own tests, and here they only add shader compiles (2× slower on llvmpipe). */
+const KERNELS = (Deno.env.get("XS_MODEL_KERNELS") ?? "stock") as KernelChoice;
 
 function ctxOf(training: boolean, seed = 7): Ctx {
-  return { training, rng: new Rng(seed), kernels: "stock" };
+  return { training, rng: new Rng(seed), kernels: KERNELS };
 }
 
 /** All trainable weights of a model as one flat array. */
