@@ -12,6 +12,9 @@ import { writeFileAtomic } from "../runtime/fs.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
 import { applyOverrides, buildPreset, presetLabel } from "../train/presets.ts";
 import { parseTrainArgs } from "./train.ts";
+import "../models/zoo.ts";
+import { modelSpec } from "../models/registry.ts";
+import { getDataset } from "../data/datasets.ts";
 
 const USAGE = `usage: deno task sweep --models a,b --datasets x,y [--seeds 1,2,3] [--emit slurm] [train flags]
 
@@ -61,6 +64,8 @@ export function parseSweepArgs(args: string[]): SweepArgs | undefined {
   if (!models.length || !datasets.length) {
     throw new UserError(`--models and --datasets are required\n${USAGE}`);
   }
+  models.forEach(modelSpec);
+  datasets.forEach(getDataset);
   if (seeds.some((s) => !Number.isInteger(s) || s < 0)) {
     throw new UserError(`--seeds ${own.seeds}: expected integers >= 0`);
   }
