@@ -119,9 +119,13 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
   };
 }
 
-/** Run directory name of one cell: `<model>_<dataset>_<preset>_s<seed>`. */
-export function runName(model: string, dataset: string, preset: string, seed: number): string {
-  return `${model}_${dataset}_${preset}_s${seed}`;
+/**
+ * Run directory name: `<model>_<dataset>_<preset label>_s<seed>` with the label's overrides
+ * spelled `-field<value>` (e.g. `mobilenet_fashion-mnist_paper-epochs2-imageSize32_s1`), so runs
+ * with different flags never share a checkpoint.
+ */
+export function runName(model: string, dataset: string, label: string, seed: number): string {
+  return `${model}_${dataset}_${label.replaceAll(";", "-").replaceAll("=", "")}_s${seed}`;
 }
 
 /**
@@ -201,7 +205,7 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   const info = getDataset(a.dataset);
   modelSpec(a.model);
   const preset: Preset = applyOverrides(buildPreset(a.preset, a.model, a.dataset), a.overrides);
-  const dir = `${a.out}/${runName(a.model, a.dataset, preset.name, a.seed)}`;
+  const dir = `${a.out}/${runName(a.model, a.dataset, presetLabel(preset), a.seed)}`;
   const paths = runPaths(dir);
   const done = `${dir}/done.json`;
   if (!a.resume && (await exists(paths.checkpoint)) && !(await exists(done))) {

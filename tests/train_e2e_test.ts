@@ -76,7 +76,7 @@ Deno.test({
       acc,
     ]);
 
-    const dir = `${out}/mobilenet_fashion-mnist_paper_s1`;
+    const dir = `${out}/mobilenet_fashion-mnist_paper-epochs2-imageSize32-trainLimit4000_s1`;
     const epochs = parseCsv(await Deno.readTextFile(`${dir}/epochs.csv`));
     assertEquals(epochs.rows.length, 2);
     assertEquals(Number(epochs.rows[1][epochs.header.indexOf("test_accuracy")]).toFixed(2), row.accuracy);

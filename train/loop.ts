@@ -11,6 +11,7 @@ import { Rng } from "../runtime/rng.ts";
 import { assertGpuHealthy } from "../runtime/webgpu.ts";
 import { exists, writeFileAtomic } from "../runtime/fs.ts";
 import { formatCsv } from "../runtime/csv.ts";
+import { UserError } from "../runtime/errors.ts";
 import type { Ctx, KernelChoice, Model } from "../models/core.ts";
 import type { EvalBatch, TrainBatch } from "../data/types.ts";
 import { applyAdam, createAdamState, disposeAdamState } from "./optimizer.ts";
@@ -248,7 +249,7 @@ async function checkedLoss(lossSum: Tensor, seen: number, epoch: number, step: n
 function assertSameRun(meta: CheckpointMeta, fingerprint: Record<string, unknown>, path: string): void {
   const saved = JSON.stringify(meta.run.fingerprint), now = JSON.stringify(fingerprint);
   if (saved !== now) {
-    throw new Error(
+    throw new UserError(
       `${path} was written by a different configuration (${saved}); this run is ${now}. ` +
         `Use the same flags to resume, or another --out`,
     );
