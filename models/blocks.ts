@@ -610,9 +610,9 @@ export class TimmEfficientNet implements Module {
 export function decodeTimmArch(arch: string[][], depthMultiplier = 1): TimmBlockDef[][] {
   return arch.map((stage) => {
     const defs = stage.map((s) => {
-      const [type, ...ops] = s.split("_");
+      const [type, ...fields] = s.split("_");
       const get = (key: string) => {
-        const t = ops.find((q) => q.startsWith(key) && !isNaN(Number(q.slice(key.length))));
+        const t = fields.find((q) => q.startsWith(key) && !isNaN(Number(q.slice(key.length))));
         return t === undefined ? undefined : Number(t.slice(key.length));
       };
       return {

@@ -273,7 +273,10 @@ const SIZE = 64;
 const BATCH = 2;
 /** Adam learning rate of the one-step check. */
 const LR = 1e-3;
-/** Kernel implementation (XS_MODEL_KERNELS=custom|stock). Stock by default: the custom kernels have their own tests, and here they only add shader compiles (2× slower on llvmpipe). */
+/**
+ * Kernel implementation (XS_MODEL_KERNELS=custom|stock). Stock by default: the custom kernels have
+ * their own tests, and here they only add shader compiles (2× slower on llvmpipe).
+ */
 const KERNELS = (Deno.env.get("XS_MODEL_KERNELS") ?? "stock") as KernelChoice;
 
 function ctxOf(training: boolean, seed = 7): Ctx {
