@@ -121,11 +121,56 @@ const LOAD_FN = (name: string, buf: string, T: string, limit: string) => `
 const DW_UNIFORMS = "nThreads : i32, inH : i32, inW : i32, outH : i32, outW : i32, cv : i32, strips : i32, " +
   "rowsPerChunk : i32,";
 
+/** One tap along one axis: output position `i` of a thread's tile reads tap `k` at window offset `j`. */
+interface AxisTap {
+  i: number;
+  k: number;
+  j: number;
+}
+
 /**
- * Forward: one thread computes `n` adjacent output columns of one row for one channel vector,
- * sliding a register window along the input row so each input value is loaded once per row.
+ * Forward taps along an axis: output i (of `n`), tap k reads input offset i*stride + k relative to
+ * the tile's first input position (tile start * stride - pad).
  */
-class DwForwardProgram implements WebGPUProgram {
+function forwardTaps(n: number, stride: number, taps: number): AxisTap[] {
+  const out: AxisTap[] = [];
+  for (let i = 0; i < n; i++) for (let k = 0; k < taps; k++) out.push({ i, k, j: i * stride + k });
+  return out;
+}
+
+/**
+ * Input-gradient taps along an axis: input position i (of `n`, a multiple of `stride`) receives
+ * tap k from output offset (i + pad - k) / stride, relative to the tile's first input position /
+ * stride, when the division is exact. Exactness is decided here, so strided kernels carry no
+ * per-tap branches.
+ */
+function inputGradTaps(n: number, stride: number, taps: number, pad: number): AxisTap[] {
+  const out: AxisTap[] = [];
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < taps; k++) {
+      const off = i + pad - k;
+      if (((off % stride) + stride) % stride === 0) out.push({ i, k, j: off / stride });
+    }
+  }
+  return out;
+}
+
+const sortedUnique = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
+const offName = (j: number) => (j < 0 ? `m${-j}` : `${j}`);
+
+/**
+ * Forward and input gradient, one program: a thread computes a tile of `rows` x `cols` outputs
+ * for one channel vector. It keeps all filter taps in registers and walks the source rows the
+ * tile needs once each, loading a window of the row once and feeding every (output, tap) pair
+ * that reads it, so each source value is loaded once per tile instead of once per tap.
+ *
+ * - forward: source x [B,H,W,C], output [B,Ho,Wo,C], tap map {@link forwardTaps};
+ * - inputGrad: source dy [B,Ho,Wo,C], output dx [B,H,W,C], tap map {@link inputGradTaps}, which
+ *   needs the tile size along each axis to be a multiple of the stride. `unflippedTaps` (test
+ *   only) reads the filter rotated by 180 degrees, the classic bug, so tests can prove they
+ *   would catch it.
+ */
+class DwTileProgram implements WebGPUProgram {
   outputShape: number[];
   shaderKey: string;
   dispatchLayout: WebGPUProgram["dispatchLayout"];
@@ -136,153 +181,128 @@ class DwForwardProgram implements WebGPUProgram {
   outputComponent: number;
   uniforms = DW_UNIFORMS;
   readonly comp: 1 | 4;
-  readonly n: number;
+  readonly rows: number;
+  readonly cols: number;
   readonly strips: number;
+  readonly rowStrips: number;
   readonly threads: number;
 
-  constructor(readonly g: DwGeometry, readonly hasBias: boolean) {
+  constructor(
+    readonly g: DwGeometry,
+    readonly mode: "forward" | "inputGrad",
+    readonly hasBias: boolean,
+    readonly unflipped: boolean,
+  ) {
     this.comp = channelComponents(g.C);
     const t = kernelTuning();
-    this.n = Math.max(1, Math.min(t.dwColsPerThread, g.Wo));
-    this.strips = Math.ceil(g.Wo / this.n);
-    this.threads = g.B * g.Ho * this.strips * (g.C / this.comp);
-    this.outputShape = [g.B, g.Ho, g.Wo, g.C];
-    this.variableNames = hasBias ? ["xIn", "wIn", "bIn"] : ["xIn", "wIn"];
+    const fwd = mode === "forward";
+    const [outH, outW] = fwd ? [g.Ho, g.Wo] : [g.H, g.W];
+    const c0 = Math.max(1, Math.min(t.dwColsPerThread, outW));
+    // Rows are cut first when the unrolled tile would exceed the FMA budget (compile time).
+    const rowsByBudget = Math.floor(t.dwMaxUnrolledFma / (c0 * g.KH * g.KW));
+    const r0 = Math.max(1, Math.min(t.dwRowsPerThread, outH, rowsByBudget));
+    this.rows = fwd ? r0 : Math.ceil(r0 / g.SH) * g.SH;
+    this.cols = fwd ? c0 : Math.ceil(c0 / g.SW) * g.SW;
+    this.strips = Math.ceil(outW / this.cols);
+    this.rowStrips = Math.ceil(outH / this.rows);
+    this.threads = g.B * this.rowStrips * this.strips * (g.C / this.comp);
+    this.outputShape = [g.B, outH, outW, g.C];
+    this.variableNames = fwd ? (hasBias ? ["xIn", "wIn", "bIn"] : ["xIn", "wIn"]) : ["dyIn", "wIn"];
     this.variableComponents = this.variableNames.map(() => this.comp);
     this.outputComponent = this.comp;
     const fd = flatDispatch(this.outputShape, this.threads, t.workgroupSize);
     this.dispatchLayout = fd.dispatchLayout;
     this.dispatch = fd.dispatch;
     this.workgroupSize = fd.workgroupSize;
-    this.shaderKey = `xsDwFwd_${geomKey(g)}_c${this.comp}_n${this.n}_b${hasBias}_wg${t.workgroupSize}`;
+    this.shaderKey = `xsDw_${mode}_${geomKey(g)}_c${this.comp}_t${this.rows}x${this.cols}_b${hasBias}` +
+      `_u${unflipped}_wg${t.workgroupSize}`;
   }
 
   uniformValues(): ReturnType<typeof ints> {
     const g = this.g;
-    return ints(this.threads, g.H, g.W, g.Ho, g.Wo, g.C / this.comp, this.strips, 0);
+    // inH/inW are the source sizes, outH/outW the result sizes; `rowsPerChunk` carries rowStrips.
+    return this.mode === "forward"
+      ? ints(this.threads, g.H, g.W, g.Ho, g.Wo, g.C / this.comp, this.strips, this.rowStrips)
+      : ints(this.threads, g.Ho, g.Wo, g.H, g.W, g.C / this.comp, this.strips, this.rowStrips);
   }
 
-  getUserCode(): string {
-    const { KH, KW, SW, SH, PH, PW } = this.g;
-    const T = floatType(this.comp);
-    const n = this.n;
-    const used = usedOffsets(n, SW, KW);
-    const lines: string[] = [];
-    for (const j of used) lines.push(`let x${j} = xsLoadX(rowBase, iw0 + ${j}, c);`);
-    for (let kw = 0; kw < KW; kw++) lines.push(`let w${kw} = wIn[(wRow + ${kw}) * cv + c];`);
-    for (let i = 0; i < n; i++) {
-      for (let kw = 0; kw < KW; kw++) lines.push(`a${i} = fma(x${i * SW + kw}, w${kw}, a${i});`);
-    }
-    const accs = Array.from({ length: n }, (_, i) => `var a${i} = ${T}(0.0);`).join("\n");
-    const bias = this.hasBias ? " + bIn[c]" : "";
-    const writes = Array.from(
-      { length: n },
-      (_, i) => `if (ow0 + ${i} < uniforms.outW) { result[(outRow + ow0 + ${i}) * cv + c] = a${i}${bias}; }`,
-    ).join("\n");
-    return `
-      ${LOAD_FN("xsLoadX", "xIn", T, "inW")}
-      fn main(index : i32) {
-        if (index >= uniforms.nThreads) { return; }
-        let cv = uniforms.cv;
-        let c = index % cv;
-        var t = index / cv;
-        let strip = t % uniforms.strips;
-        t = t / uniforms.strips;
-        let oh = t % uniforms.outH;
-        let b = t / uniforms.outH;
-        let ow0 = strip * ${n};
-        let iw0 = ow0 * ${SW} - ${PW};
-        let ih0 = oh * ${SH} - ${PH};
-        ${accs}
-        for (var kh = 0; kh < ${KH}; kh++) {
-          let ih = ih0 + kh;
-          if (ih >= 0 && ih < uniforms.inH) {
-            let rowBase = (b * uniforms.inH + ih) * uniforms.inW;
-            let wRow = kh * ${KW};
-            ${lines.join("\n            ")}
-          }
-        }
-        let outRow = (b * uniforms.outH + oh) * uniforms.outW;
-        ${writes}
-      }
-    `;
-  }
-}
-
-/**
- * Input gradient: one thread computes `n` adjacent input columns of one row. For input column
- * iw and tap kw the contributing output column is (iw + PW - kw) / SW when that divides exactly;
- * with `n` a multiple of SW the divisibility is known when the WGSL is generated, so the strided
- * case needs no per-tap branches. `unflippedTaps` (test only) reads the filter rotated by 180
- * degrees, the classic bug, so tests can prove they would catch it.
- */
-class DwInputGradProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: WebGPUProgram["dispatchLayout"];
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  variableNames = ["dyIn", "wIn"];
-  variableComponents: number[];
-  outputComponent: number;
-  uniforms = DW_UNIFORMS;
-  readonly comp: 1 | 4;
-  readonly n: number;
-  readonly strips: number;
-  readonly threads: number;
-
-  constructor(readonly g: DwGeometry, readonly unflipped: boolean) {
-    this.comp = channelComponents(g.C);
-    const t = kernelTuning();
-    const n0 = Math.max(1, Math.min(t.dwColsPerThread, g.W));
-    this.n = Math.ceil(n0 / g.SW) * g.SW;
-    this.strips = Math.ceil(g.W / this.n);
-    this.threads = g.B * g.H * this.strips * (g.C / this.comp);
-    this.outputShape = [g.B, g.H, g.W, g.C];
-    this.variableComponents = [this.comp, this.comp];
-    this.outputComponent = this.comp;
-    const fd = flatDispatch(this.outputShape, this.threads, t.workgroupSize);
-    this.dispatchLayout = fd.dispatchLayout;
-    this.dispatch = fd.dispatch;
-    this.workgroupSize = fd.workgroupSize;
-    this.shaderKey = `xsDwDx_${geomKey(g)}_c${this.comp}_n${this.n}_u${unflipped}_wg${t.workgroupSize}`;
-  }
-
-  uniformValues(): ReturnType<typeof ints> {
-    const g = this.g;
-    return ints(this.threads, g.H, g.W, g.Ho, g.Wo, g.C / this.comp, this.strips, 0);
+  /** First and last source row offsets the tile walk visits. */
+  rowWalk(): [number, number] {
+    const { KH, SH, PH } = this.g;
+    const rows = this.rows;
+    return this.mode === "forward"
+      ? [0, (rows - 1) * SH + KH - 1]
+      : [Math.ceil((PH - (KH - 1)) / SH), Math.floor((rows - 1 + PH) / SH)];
   }
 
   getUserCode(): string {
     const { KH, KW, SH, SW, PH, PW } = this.g;
     const T = floatType(this.comp);
-    const n = this.n;
-    // For column i of the strip and tap kw: output column offset d (relative to strip*n/SW).
-    const taps: Array<{ i: number; kw: number; d: number }> = [];
-    for (let i = 0; i < n; i++) {
-      for (let kw = 0; kw < KW; kw++) {
-        const off = i + PW - kw;
-        if (((off % SW) + SW) % SW === 0) taps.push({ i, kw, d: off / SW });
+    const { rows, cols } = this;
+    const fwd = this.mode === "forward";
+    const colTaps = fwd ? forwardTaps(cols, SW, KW) : inputGradTaps(cols, SW, KW, PW);
+    const src = fwd ? "xIn" : "dyIn";
+    // Source rows are walked by a runtime loop (fully unrolled 2D tiles with every tap hoisted
+    // made LLVM take tens of seconds to compile 7x7 kernels); within a row, the window loads
+    // and the (column, tap) pairs are unrolled. Row q of the walk feeds tile row i through
+    // filter row kh = q - i*SH (forward) or kh = i + PH - q*SH (input grad) when 0 <= kh < KH.
+    const [qMin, qMax] = this.rowWalk();
+    const colOffsets = sortedUnique(colTaps.map((t) => t.j));
+    const usedKw = sortedUnique(colTaps.map((t) => t.k));
+    const body: string[] = [];
+    for (const jc of colOffsets) body.push(`let s${offName(jc)} = xsLoad(srcRow, col0 + ${jc}, c);`);
+    for (let i = 0; i < rows; i++) {
+      const kh = fwd ? `q - ${i * SH}` : `${i + PH} - q * ${SH}`;
+      const inner: string[] = [];
+      for (const kw of usedKw) {
+        const tap = this.unflipped ? `(${KH - 1} - kh) * ${KW} + ${KW - 1 - kw}` : `kh * ${KW} + ${kw}`;
+        inner.push(`let w${kw} = wIn[(${tap}) * cv + c];`);
       }
+      for (const ct of colTaps) {
+        inner.push(`a${i}_${ct.i} = fma(s${offName(ct.j)}, w${ct.k}, a${i}_${ct.i});`);
+      }
+      body.push(`{
+            let kh = ${kh};
+            if (kh >= 0 && kh < ${KH}) {
+              ${inner.join("\n              ")}
+            }
+          }`);
     }
-    const ds = [...new Set(taps.map((t) => t.d))].sort((a, b) => a - b);
-    const name = (d: number) => `y${d < 0 ? "m" + -d : d}`;
-    const lines: string[] = [];
-    for (const d of ds) lines.push(`let ${name(d)} = xsLoadDy(rowBase, ow0 + ${d}, c);`);
-    const usedKw = [...new Set(taps.map((t) => t.kw))].sort((a, b) => a - b);
-    for (const kw of usedKw) {
-      const tap = this.unflipped ? `(${KH - 1} - kh) * ${KW} + ${KW - 1 - kw}` : `kh * ${KW} + ${kw}`;
-      lines.push(`let w${kw} = wIn[(${tap}) * cv + c];`);
+    const lines = [`for (var q = ${qMin}; q <= ${qMax}; q++) {
+          let srcR = row0 + q;
+          if (srcR >= 0 && srcR < uniforms.inH) {
+            let srcRow = (b * uniforms.inH + srcR) * uniforms.inW;
+            ${body.join("\n            ")}
+          }
+        }`];
+    const accs: string[] = [];
+    const writes: string[] = [];
+    const bias = this.hasBias ? " + bIn[c]" : "";
+    for (let i = 0; i < rows; i++) {
+      const rowWrites: string[] = [];
+      for (let k = 0; k < cols; k++) {
+        accs.push(`var a${i}_${k} = ${T}(0.0);`);
+        rowWrites.push(
+          `if (out0 + ${k} < uniforms.outW) { result[(orow + out0 + ${k}) * cv + c] = a${i}_${k}${bias}; }`,
+        );
+      }
+      writes.push(`if (outR0 + ${i} < uniforms.outH) {
+        let orow = (b * uniforms.outH + outR0 + ${i}) * uniforms.outW;
+        ${rowWrites.join("\n        ")}
+      }`);
     }
-    for (const { i, kw, d } of taps) lines.push(`a${i} = fma(${name(d)}, w${kw}, a${i});`);
-    const rowCheck = SH === 1 ? "tt >= 0" : `tt >= 0 && tt % ${SH} == 0`;
-    const accs = Array.from({ length: n }, (_, i) => `var a${i} = ${T}(0.0);`).join("\n");
-    const writes = Array.from(
-      { length: n },
-      (_, i) => `if (iw0 + ${i} < uniforms.inW) { result[(outRow + iw0 + ${i}) * cv + c] = a${i}; }`,
-    ).join("\n");
+    // Source tile origin: forward reads from (tile start * stride - pad); input grad from
+    // (tile start / stride), the tile start being a multiple of the stride.
+    const origin = fwd
+      ? `let row0 = outR0 * ${SH} - ${PH};
+         let col0 = out0 * ${SW} - ${PW};`
+      : `let row0 = rs * ${rows / SH};
+         let col0 = strip * ${cols / SW};`;
     return `
-      ${LOAD_FN("xsLoadDy", "dyIn", T, "outW")}
+      fn xsLoad(rowBase : i32, col : i32, c : i32) -> ${T} {
+        if (col >= 0 && col < uniforms.inW) { return ${src}[(rowBase + col) * uniforms.cv + c]; }
+        return ${T}(0.0);
+      }
       fn main(index : i32) {
         if (index >= uniforms.nThreads) { return; }
         let cv = uniforms.cv;
@@ -290,32 +310,25 @@ class DwInputGradProgram implements WebGPUProgram {
         var t = index / cv;
         let strip = t % uniforms.strips;
         t = t / uniforms.strips;
-        let ih = t % uniforms.inH;
-        let b = t / uniforms.inH;
-        let iw0 = strip * ${n};
-        let ow0 = strip * ${n / SW};
-        ${accs}
-        for (var kh = 0; kh < ${KH}; kh++) {
-          let tt = ih + ${PH} - kh;
-          if (${rowCheck}) {
-            let oh = tt / ${SH};
-            if (oh < uniforms.outH) {
-              let rowBase = (b * uniforms.outH + oh) * uniforms.outW;
-              ${lines.join("\n              ")}
-            }
-          }
-        }
-        let outRow = (b * uniforms.inH + ih) * uniforms.inW;
-        ${writes}
+        let rs = t % uniforms.rowsPerChunk;
+        let b = t / uniforms.rowsPerChunk;
+        let out0 = strip * ${cols};
+        let outR0 = rs * ${rows};
+        ${origin}
+        ${accs.join("\n        ")}
+        ${lines.join("\n        ")}
+        ${writes.join("\n        ")}
       }
     `;
   }
 }
 
 /**
- * Filter gradient, stage 1: thread (chunk, kh, channel vector) sums x * dy over a chunk of
- * output rows (flattened over batch and height) for the KW taps of filter row kh, giving partial
- * sums [chunks, KH, KW, C]; stage 2 ({@link ColumnSumProgram}) adds the chunks.
+ * Filter gradient, stage 1: thread (chunk, filter-row group, channel vector) sums x * dy over a
+ * chunk of output rows (flattened over batch and height) for the taps of `rowsPerThread` filter
+ * rows, giving partial sums [chunks, KH, KW, C]; stage 2 ({@link ColumnSumProgram}) adds the
+ * chunks. Grouping filter rows shares each dy load among them (fewer loads, more accumulators:
+ * right for CPU rasterisers; GPUs keep one filter row per thread for occupancy).
  */
 class DwFilterPartialProgram implements WebGPUProgram {
   outputShape: number[];
@@ -329,13 +342,19 @@ class DwFilterPartialProgram implements WebGPUProgram {
   uniforms = DW_UNIFORMS;
   readonly comp: 1 | 4;
   readonly n: number;
+  /** Filter rows per thread. */
+  readonly rg: number;
+  /** Filter-row groups: ceil(KH / rg). */
+  readonly groups: number;
   readonly threads: number;
 
   constructor(readonly g: DwGeometry, readonly chunks: number, readonly rowsPerChunk: number) {
     this.comp = channelComponents(g.C);
     const t = kernelTuning();
     this.n = Math.max(1, Math.min(t.dwFilterGradCols, g.Wo));
-    this.threads = chunks * g.KH * (g.C / this.comp);
+    this.rg = DwFilterPartialProgram.tapRows(g);
+    this.groups = Math.ceil(g.KH / this.rg);
+    this.threads = chunks * this.groups * (g.C / this.comp);
     this.outputShape = chunks === 1 ? [g.KH, g.KW, g.C, 1] : [chunks, g.KH, g.KW, g.C];
     this.variableComponents = [this.comp, this.comp];
     this.outputComponent = this.comp;
@@ -343,7 +362,20 @@ class DwFilterPartialProgram implements WebGPUProgram {
     this.dispatchLayout = fd.dispatchLayout;
     this.dispatch = fd.dispatch;
     this.workgroupSize = fd.workgroupSize;
-    this.shaderKey = `xsDwDw_${geomKey(g)}_c${this.comp}_n${this.n}_wg${t.workgroupSize}`;
+    this.shaderKey = `xsDwDw_${geomKey(g)}_c${this.comp}_n${this.n}_r${this.rg}_wg${t.workgroupSize}`;
+  }
+
+  /** Filter rows per thread: the tuning's, cut to keep the unrolled body within the FMA budget. */
+  static tapRows(g: DwGeometry): number {
+    const t = kernelTuning();
+    const n = Math.max(1, Math.min(t.dwFilterGradCols, g.Wo));
+    const byBudget = Math.floor(t.dwMaxUnrolledFma / 5 / (n * g.KW));
+    return Math.max(1, Math.min(t.dwFilterGradTapRows, g.KH, byBudget));
+  }
+
+  /** Lanes (threads per chunk) of stage 1, for choosing the chunk count. */
+  static lanes(g: DwGeometry): number {
+    return Math.ceil(g.KH / DwFilterPartialProgram.tapRows(g)) * (g.C / channelComponents(g.C));
   }
 
   uniformValues(): ReturnType<typeof ints> {
@@ -355,19 +387,38 @@ class DwFilterPartialProgram implements WebGPUProgram {
   getUserCode(): string {
     const { KH, KW, SH, SW, PH, PW } = this.g;
     const T = floatType(this.comp);
-    const n = this.n;
+    const { n, rg, groups } = this;
     const used = usedOffsets(n, SW, KW);
-    const lines: string[] = [];
-    for (let i = 0; i < n; i++) lines.push(`let g${i} = xsLoadDy(dyRow, ow0 + ${i}, c);`);
-    for (const j of used) lines.push(`let x${j} = xsLoadX(xRow, iw0 + ${j}, c);`);
-    for (let i = 0; i < n; i++) {
-      for (let kw = 0; kw < KW; kw++) lines.push(`a${kw} = fma(g${i}, x${i * SW + kw}, a${kw});`);
+    const partial = KH % rg !== 0;
+    const dyLoads: string[] = [];
+    for (let i = 0; i < n; i++) dyLoads.push(`let g${i} = xsLoadDy(dyRow, ow0 + ${i}, c);`);
+    const rowBlocks: string[] = [];
+    for (let q = 0; q < rg; q++) {
+      const body: string[] = [];
+      for (const j of used) body.push(`let x${q}_${j} = xsLoadX(xRow${q}, iw0 + ${j}, c);`);
+      for (let i = 0; i < n; i++) {
+        for (let kw = 0; kw < KW; kw++) {
+          body.push(`a${q}_${kw} = fma(g${i}, x${q}_${i * SW + kw}, a${q}_${kw});`);
+        }
+      }
+      rowBlocks.push(`if (ok${q}) {\n${body.join("\n")}\n}`);
     }
-    const accs = Array.from({ length: KW }, (_, k) => `var a${k} = ${T}(0.0);`).join("\n");
-    const writes = Array.from(
-      { length: KW },
-      (_, k) => `result[((chunk * ${KH} + kh) * ${KW} + ${k}) * cv + c] = a${k};`,
-    ).join("\n");
+    const rowSetup: string[] = [];
+    for (let q = 0; q < rg; q++) {
+      const khOk = partial ? ` && kh0 + ${q} < ${KH}` : "";
+      rowSetup.push(`let ih${q} = ihBase + ${q};`);
+      rowSetup.push(`let ok${q} = ih${q} >= 0 && ih${q} < uniforms.inH${khOk};`);
+      rowSetup.push(`let xRow${q} = (b * uniforms.inH + ih${q}) * uniforms.inW;`);
+    }
+    const accs: string[] = [];
+    const writes: string[] = [];
+    for (let q = 0; q < rg; q++) {
+      for (let kw = 0; kw < KW; kw++) {
+        accs.push(`var a${q}_${kw} = ${T}(0.0);`);
+        const w = `result[((chunk * ${KH} + kh0 + ${q}) * ${KW} + ${kw}) * cv + c] = a${q}_${kw};`;
+        writes.push(partial ? `if (kh0 + ${q} < ${KH}) { ${w} }` : w);
+      }
+    }
     return `
       ${LOAD_FN("xsLoadX", "xIn", T, "inW")}
       ${LOAD_FN("xsLoadDy", "dyIn", T, "outW")}
@@ -376,25 +427,24 @@ class DwFilterPartialProgram implements WebGPUProgram {
         let cv = uniforms.cv;
         let c = index % cv;
         let t = index / cv;
-        let kh = t % ${KH};
-        let chunk = t / ${KH};
+        let kh0 = (t % ${groups}) * ${rg};
+        let chunk = t / ${groups};
         let r0 = chunk * uniforms.rowsPerChunk;
         let r1 = min(r0 + uniforms.rowsPerChunk, uniforms.strips);
-        ${accs}
+        ${accs.join("\n")}
         for (var r = r0; r < r1; r++) {
           let b = r / uniforms.outH;
           let oh = r - b * uniforms.outH;
-          let ih = oh * ${SH} - ${PH} + kh;
-          if (ih >= 0 && ih < uniforms.inH) {
-            let xRow = (b * uniforms.inH + ih) * uniforms.inW;
-            let dyRow = r * uniforms.outW;
-            for (var ow0 = 0; ow0 < uniforms.outW; ow0 += ${n}) {
-              let iw0 = ow0 * ${SW} - ${PW};
-              ${lines.join("\n              ")}
-            }
+          let ihBase = oh * ${SH} - ${PH} + kh0;
+          ${rowSetup.join("\n")}
+          let dyRow = r * uniforms.outW;
+          for (var ow0 = 0; ow0 < uniforms.outW; ow0 += ${n}) {
+            let iw0 = ow0 * ${SW} - ${PW};
+            ${dyLoads.join("\n")}
+            ${rowBlocks.join("\n")}
           }
         }
-        ${writes}
+        ${writes.join("\n")}
       }
     `;
   }
@@ -418,7 +468,7 @@ export function dwForwardWebGPU(args: { inputs: Inputs; backend: unknown; attrs?
   const g = dwGeometry(x.shape, filter.shape, strides, pad);
   assertFloat32(x, "depthwiseConv2d x");
   assertFloat32(filter, "depthwiseConv2d filter");
-  const p = new DwForwardProgram(g, bias != null);
+  const p = new DwTileProgram(g, "forward", bias != null, false);
   return run(gpuBackend(args.backend), p, bias ? [x, filter, bias] : [x, filter], p.uniformValues());
 }
 
@@ -428,7 +478,7 @@ export function dwInputGradWebGPU(args: { inputs: Inputs; backend: unknown; attr
   const attrs = args.attrs ?? {};
   const { strides, pad } = convAttrs(attrs);
   const g = dwGeometry(attrs.inShape as number[], filter.shape, strides, pad);
-  const p = new DwInputGradProgram(g, Boolean(attrs.unflippedTaps));
+  const p = new DwTileProgram(g, "inputGrad", false, Boolean(attrs.unflippedTaps));
   return run(gpuBackend(args.backend), p, [dy, filter], p.uniformValues());
 }
 
@@ -439,8 +489,7 @@ export function dwFilterGradWebGPU(args: { inputs: Inputs; backend: unknown; att
   const { strides, pad } = convAttrs(attrs);
   const g = dwGeometry(x.shape, attrs.filterShape as number[], strides, pad);
   const backend = gpuBackend(args.backend);
-  const lanes = g.KH * (g.C / channelComponents(g.C));
-  const { chunks, rowsPerChunk } = splitRows(g.B * g.Ho, lanes);
+  const { chunks, rowsPerChunk } = splitRows(g.B * g.Ho, DwFilterPartialProgram.lanes(g));
   const p1 = new DwFilterPartialProgram(g, chunks, rowsPerChunk);
   const partial = run(backend, p1, [x, dy], p1.uniformValues());
   if (chunks === 1) return partial;

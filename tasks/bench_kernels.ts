@@ -57,7 +57,7 @@ async function compare(
   for (const k of ["stock", "custom"] as const) {
     await timeBatch(make(k), 1); // compile pipelines, fill the buffer pool
     const once = await timeBatch(make(k), 1);
-    iters[k] = Math.max(1, Math.min(50, Math.round(targetMs / Math.max(once, 0.5))));
+    iters[k] = Math.max(1, Math.min(500, Math.round(targetMs / Math.max(once, 0.05))));
   }
   for (let r = 0; r < rounds; r++) {
     for (const k of ["stock", "custom"] as const) {

@@ -286,32 +286,63 @@ Deno.test({
 });
 
 Deno.test({
-  name: "depthwise: results do not depend on work-per-thread tuning (tails, single-stage reduction)",
+  name: "depthwise: results do not depend on work-per-thread tuning (tiles, tails, reduction stages)",
   ...opts,
   fn: async () => {
     const rng = new Rng(3);
-    const c: Conv = { shape: [2, 9, 11, 8], k: [3, 3], s: [2, 2], p: [1, 1] };
-    const [Ho, Wo] = outDims(c);
-    const x = randn(rng, c.shape.reduce((a, b) => a * b));
-    const f = randn(rng, 9 * 8);
-    const dy = randn(rng, 2 * Ho * Wo * 8);
-    const want = { y: refForward(c, x, f), dx: refInputGrad(c, dy, f), df: refFilterGrad(c, x, dy) };
+    const convs: Conv[] = [
+      { shape: [2, 9, 11, 8], k: [3, 3], s: [2, 2], p: [1, 1] },
+      { shape: [1, 9, 8, 5], k: [5, 5], s: [1, 1], p: [2, 2] },
+    ];
+    const patches = [
+      {
+        dwColsPerThread: 1,
+        dwRowsPerThread: 1,
+        dwFilterGradCols: 1,
+        dwFilterGradTapRows: 1,
+        reduceTargetThreads: 1,
+      },
+      {
+        dwColsPerThread: 3,
+        dwRowsPerThread: 3,
+        dwFilterGradCols: 3,
+        dwFilterGradTapRows: 2,
+        workgroupSize: 32,
+        reduceTargetThreads: 100000,
+      },
+      {
+        dwColsPerThread: 16,
+        dwRowsPerThread: 5,
+        dwFilterGradCols: 8,
+        dwFilterGradTapRows: 3,
+        workgroupSize: 128,
+        reduceMinRowsPerThread: 1,
+        dwMaxUnrolledFma: 100000,
+      },
+      // The hardware-GPU defaults.
+      {
+        dwColsPerThread: 4,
+        dwRowsPerThread: 1,
+        dwFilterGradCols: 4,
+        dwFilterGradTapRows: 1,
+        reduceTargetThreads: 65536,
+      },
+    ];
     try {
-      for (
-        const patch of [
-          { dwColsPerThread: 1, dwFilterGradCols: 1, reduceTargetThreads: 1 },
-          { dwColsPerThread: 3, dwFilterGradCols: 3, workgroupSize: 32, reduceTargetThreads: 100000 },
-          { dwColsPerThread: 16, dwFilterGradCols: 8, workgroupSize: 128, reduceMinRowsPerThread: 1 },
-          // The hardware-GPU defaults.
-          { dwColsPerThread: 4, dwFilterGradCols: 4, reduceTargetThreads: 65536 },
-        ]
-      ) {
-        setKernelTuning(patch, true);
-        const got = await runConv(c, x, f, dy, "custom");
-        const tag = JSON.stringify(patch);
-        assertClose(got.y, want.y, TOL_FWD, `forward ${tag}`);
-        assertClose(got.dx, want.dx, TOL_FWD, `input grad ${tag}`);
-        assertClose(got.df, want.df, TOL_SUM, `filter grad ${tag}`);
+      for (const c of convs) {
+        const [Ho, Wo] = outDims(c);
+        const x = randn(rng, c.shape.reduce((a, b) => a * b));
+        const f = randn(rng, c.k[0] * c.k[1] * c.shape[3]);
+        const dy = randn(rng, c.shape[0] * Ho * Wo * c.shape[3]);
+        const want = { y: refForward(c, x, f), dx: refInputGrad(c, dy, f), df: refFilterGrad(c, x, dy) };
+        for (const patch of patches) {
+          setKernelTuning(patch, true);
+          const got = await runConv(c, x, f, dy, "custom");
+          const tag = `${label(c)} ${JSON.stringify(patch)}`;
+          assertClose(got.y, want.y, TOL_FWD, `forward ${tag}`);
+          assertClose(got.dx, want.dx, TOL_FWD, `input grad ${tag}`);
+          assertClose(got.df, want.df, TOL_SUM, `filter grad ${tag}`);
+        }
       }
     } finally {
       setKernelTuning({}, true);
