@@ -1,11 +1,10 @@
 /**
  * The depthwise-convolution and Squeeze-and-Excitation layer shapes the model zoo runs, for
- * benchmarks.
- *
- * TODO(registry): derive the list from models/registry.ts once the model definitions land
- * (walk each model's layers and collect its depthwise/SE calls). Until then this enumerates
- * MobileNetV2 and EfficientNet-B0 analytically from their published block configurations
- * (Sandler et al. 2018, Table 2; Tan & Le 2019, Table 1), with PyTorch's padding k // 2.
+ * benchmarks. {@link zooKernelShapes} derives them from the model registry (models/), by running
+ * every registered model in its shape-only counting mode with `ops.conv2d` / `ops.squeezeExcite`
+ * wrapped to record each depthwise and SE call. When models/ cannot be loaded it falls back to
+ * an analytic enumeration of MobileNetV2 and EfficientNet-B0 from their published block
+ * configurations (Sandler et al. 2018, Table 2; Tan & Le 2019, Table 1; PyTorch padding k // 2).
  *
  * @module
  */
@@ -18,7 +17,7 @@ export interface DwLayerShape {
   W: number;
   C: number;
   kernel: [number, number];
-  stride: number;
+  strides: [number, number];
   pad: [number, number];
   /** Where it occurs, e.g. "mobilenetv2 x3". */
   models: string[];
@@ -72,7 +71,7 @@ function enumerate(
         W: h,
         C: hidden,
         kernel: [st.k, st.k],
-        stride,
+        strides: [stride, stride],
         pad: [p, p],
         models: [model],
       });
@@ -130,16 +129,12 @@ export function efficientNetB0Shapes(imageSize = 224): ZooLayerShape[] {
 
 function shapeKey(s: ZooLayerShape): string {
   return s.kind === "dw"
-    ? `dw ${s.H}x${s.W}x${s.C} k${s.kernel.join("x")} s${s.stride} p${s.pad.join(",")}`
+    ? `dw ${s.H}x${s.W}x${s.C} k${s.kernel.join("x")} s${s.strides.join(",")} p${s.pad.join(",")}`
     : `se ${s.H}x${s.W}x${s.C} r${s.Cr} ${s.act}/${s.gate}`;
 }
 
-/**
- * Distinct depthwise and SE shapes of the zoo at `imageSize`, each with the models (and repeat
- * counts) it occurs in. Fallback enumeration; see the module TODO.
- */
-export function zooKernelShapes(imageSize = 224): ZooLayerShape[] {
-  const all = [...mobileNetV2Shapes(imageSize), ...efficientNetB0Shapes(imageSize)];
+/** Merges repeated shapes, listing each model (with a repeat count) it occurs in. */
+function dedupe(all: ZooLayerShape[]): ZooLayerShape[] {
   const byKey = new Map<string, { shape: ZooLayerShape; counts: Map<string, number> }>();
   for (const s of all) {
     const key = shapeKey(s);
@@ -151,6 +146,86 @@ export function zooKernelShapes(imageSize = 224): ZooLayerShape[] {
     ...shape,
     models: [...counts].map(([m, n]) => (n > 1 ? `${m} x${n}` : m)),
   }));
+}
+
+/** Analytic fallback: MobileNetV2 and EfficientNet-B0 (used when models/ cannot be loaded). */
+export function fallbackKernelShapes(imageSize = 224): ZooLayerShape[] {
+  return dedupe([...mobileNetV2Shapes(imageSize), ...efficientNetB0Shapes(imageSize)]);
+}
+
+const pair = (v: number | [number, number]): [number, number] => (typeof v === "number" ? [v, v] : v);
+
+/**
+ * Records the depthwise and SE calls of every registered model (or of `models`) at batch 1 and
+ * `imageSize`, using the registry's counting mode (no tensors are computed). Returns undefined
+ * when models/ cannot be loaded. The models' `ops` object is patched for the duration only.
+ */
+export async function registryKernelShapes(
+  imageSize = 224,
+  models?: readonly string[],
+): Promise<ZooLayerShape[] | undefined> {
+  let core: typeof import("../models/core.ts");
+  let registry: typeof import("../models/registry.ts");
+  try {
+    core = await import("../models/core.ts");
+    registry = await import("../models/registry.ts");
+    await import("../models/zoo.ts");
+  } catch {
+    return undefined;
+  }
+  const { ops } = core;
+  const ids = models ?? Object.keys(registry.MODELS).sort();
+  const found: ZooLayerShape[] = [];
+  let current = "";
+  const conv2d = ops.conv2d;
+  const squeezeExcite = ops.squeezeExcite;
+  ops.conv2d = (x, w, o, ctx) => {
+    if (o.depthwise) {
+      const [, H, W, C] = x.shape;
+      const [kh, kw] = w.shape;
+      found.push({
+        kind: "dw",
+        H,
+        W,
+        C,
+        kernel: [kh, kw],
+        strides: pair(o.stride ?? 1),
+        pad: pair(o.pad ?? [(kh - 1) / 2, (kw - 1) / 2]),
+        models: [current],
+      });
+    }
+    return conv2d.call(ops, x, w, o, ctx);
+  };
+  ops.squeezeExcite = (x, p, o, ctx) => {
+    const [, H, W, C] = x.shape;
+    const Cr = p.w1.shape[p.w1.shape.length - 1];
+    found.push({ kind: "se", H, W, C, Cr, act: o.act, gate: o.gate, models: [current] });
+    return squeezeExcite.call(ops, x, p, o, ctx);
+  };
+  try {
+    for (const id of ids) {
+      current = id;
+      const spec = registry.modelSpec(id);
+      registry.countModelOps(id, { ...spec.defaults, numClasses: 1000, imageSize });
+    }
+  } finally {
+    ops.conv2d = conv2d;
+    ops.squeezeExcite = squeezeExcite;
+  }
+  return dedupe(found);
+}
+
+/**
+ * Distinct depthwise and SE shapes of the zoo at `imageSize` (optionally of some models only),
+ * each with the models (and repeat counts) it occurs in, and where the list came from.
+ */
+export async function zooKernelShapes(
+  imageSize = 224,
+  models?: readonly string[],
+): Promise<{ source: "registry" | "fallback"; shapes: ZooLayerShape[] }> {
+  const fromRegistry = await registryKernelShapes(imageSize, models);
+  if (fromRegistry) return { source: "registry", shapes: fromRegistry };
+  return { source: "fallback", shapes: fallbackKernelShapes(imageSize) };
 }
 
 /** A short human-readable label of a layer shape. */

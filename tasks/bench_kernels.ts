@@ -8,8 +8,12 @@
  * readback costs ~11 ms in Deno, so it is amortised, not per iteration). Stock and custom runs
  * interleave; each figure is the best of `--rounds` batches.
  *
- * Flags: --quick (three shapes, one round), --batch N, --size N, --rounds N, --target-ms N
- * (wall time one timed batch aims for), --only dw|se.
+ * Shapes come from {@link zooKernelShapes}: every registered model's depthwise and SE calls
+ * (128 distinct shapes for the 11 models; on llvmpipe a full run takes hours, so restrict it with
+ * --models), or the MobileNetV2/EfficientNet-B0 fallback list when models/ cannot be loaded.
+ *
+ * Flags: --quick (three shapes, one round), --models id,id, --batch N, --size N, --rounds N,
+ * --target-ms N (wall time one timed batch aims for), --only dw|se.
  *
  * @module
  */
@@ -90,14 +94,14 @@ async function benchShape(
   const seed = () => rng.int(0, 2 ** 31 - 1);
   if (s.kind === "dw") {
     const [kh, kw] = s.kernel;
-    const Ho = Math.floor((s.H + 2 * s.pad[0] - kh) / s.stride) + 1;
-    const Wo = Math.floor((s.W + 2 * s.pad[1] - kw) / s.stride) + 1;
+    const Ho = Math.floor((s.H + 2 * s.pad[0] - kh) / s.strides[0]) + 1;
+    const Wo = Math.floor((s.W + 2 * s.pad[1] - kw) / s.strides[1]) + 1;
     const perImage = 4 * s.C * Math.max(s.H * s.W, (s.H + 2 * s.pad[0]) * (s.W + 2 * s.pad[1]), Ho * Wo);
     const { batch, note } = fitBatch(wantBatch, perImage, limit);
     const x = tf.randomNormal([batch, s.H, s.W, s.C], 0, 1, "float32", seed()) as tf.Tensor4D;
     const f = tf.randomNormal([kh, kw, s.C, 1], 0, 1, "float32", seed()) as tf.Tensor4D;
     const dy = tf.randomNormal([batch, Ho, Wo, s.C], 0, 1, "float32", seed()) as tf.Tensor4D;
-    const opts = { strides: [s.stride, s.stride] as [number, number], pad: s.pad };
+    const opts = { strides: s.strides, pad: s.pad };
     const fwd = await compare((k) => () => [depthwiseConv2d(x, f, opts, k)], rounds, targetMs);
     const fb = await compare(
       (k) => () =>
@@ -161,6 +165,7 @@ async function main(): Promise<void> {
       rounds: { type: "string" },
       "target-ms": { type: "string" },
       only: { type: "string" },
+      models: { type: "string" },
     },
   });
   const int = (name: string, v: string | undefined, dflt: number) => {
@@ -179,25 +184,29 @@ async function main(): Promise<void> {
     throw new UserError(`--only: expected dw or se, got ${values.only}`);
   }
   const facts = await initRuntime();
-  let shapes = zooKernelShapes(size).filter((s) => values.only === undefined || s.kind === values.only);
+  const models = values.models?.split(",").map((m) => m.trim()).filter((m) => m !== "");
+  const zoo = await zooKernelShapes(size, models);
+  let shapes = zoo.shapes.filter((s) => values.only === undefined || s.kind === values.only);
   if (quick) {
     // One small depthwise per stride and one SE: a smoke test of the whole path.
-    const pick = (f: (s: ZooLayerShape) => boolean) =>
-      shapes.filter(f).sort((a, b) => a.H * a.C - b.H * b.C)[0];
+    const cost = (s: ZooLayerShape) => s.H * s.W * s.C;
+    const pick = (f: (s: ZooLayerShape) => boolean) => shapes.filter(f).sort((a, b) => cost(a) - cost(b))[0];
     shapes = [
-      pick((s) => s.kind === "dw" && s.stride === 1),
-      pick((s) => s.kind === "dw" && s.stride === 2),
+      pick((s) => s.kind === "dw" && s.strides[0] === 1),
+      pick((s) => s.kind === "dw" && s.strides[0] === 2),
       pick((s) => s.kind === "se"),
     ].filter((s): s is ZooLayerShape => s !== undefined);
   }
   const limit = facts.limits.maxStorageBufferBindingSize;
   console.log(`# bench:kernels: custom WGSL vs stock tfjs (${size}x${size}, batch ${batch})`);
+  const source = zoo.source === "registry"
+    ? `model registry (${models?.join(", ") ?? "all models"})`
+    : "fallback list (MobileNetV2, EfficientNet-B0; models/ not loadable)";
+  const limitMiB = (limit / 2 ** 20).toFixed(0);
   console.log(
-    `adapter: ${facts.description} (${facts.backend}); maxStorageBufferBindingSize ` +
-      `${
-        (limit / 2 ** 20).toFixed(0)
-      } MiB; shapes: zooKernelShapes() fallback (MobileNetV2, EfficientNet-B0)`,
+    `adapter: ${facts.description} (${facts.backend}); maxStorageBufferBindingSize ${limitMiB} MiB`,
   );
+  console.log(`shapes: ${source}, ${shapes.length} distinct`);
   console.log("ms per iteration, best of " + rounds + " timed batches; speedup = stock / custom\n");
   console.log(
     "| shape | models | batch | fwd stock | fwd custom | fwd x | f+b stock | f+b custom | f+b x |",
@@ -232,6 +241,8 @@ async function main(): Promise<void> {
     JSON.stringify({
       bench: "kernels",
       adapter: facts.description,
+      shapeSource: zoo.source,
+      models: models ?? "all",
       size,
       batch,
       rounds,

@@ -20,6 +20,9 @@
 import { tf } from "../runtime/tf.ts";
 import { assertGpuHealthy, initRuntime } from "../runtime/webgpu.ts";
 import { Rng } from "../runtime/rng.ts";
+import { zooKernelShapes } from "../kernels/zoo_shapes.ts";
+import { dwGeometry } from "../kernels/depthwise.ts";
+import { seShape } from "../kernels/se.ts";
 import {
   depthwiseConv2d,
   depthwiseConv2dBackpropFilter,
@@ -744,5 +747,28 @@ Deno.test({
     } finally {
       assert(await tf.setBackend("webgpu"), "back on webgpu");
     }
+  },
+});
+
+Deno.test({
+  name:
+    "zoo: every depthwise/SE shape of the registered models is supported and its kernel/stride is tested here",
+  ...opts,
+  fn: async () => {
+    const zoo = await zooKernelShapes(224);
+    assert(zoo.source === "registry", "shapes come from the model registry");
+    const tested = new Set(zooCases().map((c) => `${c.k.join("x")} s${c.s.join(",")}`));
+    for (const s of zoo.shapes) {
+      if (s.kind === "dw") {
+        const g = dwGeometry([2, s.H, s.W, s.C], [s.kernel[0], s.kernel[1], s.C, 1], s.strides, s.pad);
+        assert(g.Ho >= 1 && g.Wo >= 1, `dw ${JSON.stringify(s)}`);
+        const key = `${s.kernel.join("x")} s${s.strides.join(",")}`;
+        assert(tested.has(key), `zoo depthwise ${key} (${s.models.join(", ")}) has no test case`);
+      } else {
+        seShape([2, s.H, s.W, s.C], [s.C, s.Cr], { act: s.act, gate: s.gate });
+      }
+    }
+    const gates = new Set(zoo.shapes.flatMap((s) => (s.kind === "se" ? [s.gate] : [])));
+    assert(gates.has("sigmoid") && gates.has("hardsigmoid"), "zoo uses both SE gates");
   },
 });
