@@ -41,6 +41,8 @@ export interface KernelTuning {
   seWorkgroupSize: number;
   /** Pixels one thread walks in the SE channel-scale and input-grad kernels. */
   sePixelsPerThread: number;
+  /** Images per workgroup of the SE squeeze kernels (each weight load feeds this many FMAs). */
+  seImagesPerWorkgroup: number;
   /** Target thread count of split reductions (filter-grad stage 1, pooling, bias grad). */
   reduceTargetThreads: number;
   /** Minimum rows summed by one thread of a split reduction (keeps stage 2 small). */
@@ -57,6 +59,7 @@ const SOFTWARE_DEFAULTS: KernelTuning = {
   workgroupSize: 64,
   seWorkgroupSize: 64,
   sePixelsPerThread: 8,
+  seImagesPerWorkgroup: 8,
   reduceTargetThreads: 4096,
   reduceMinRowsPerThread: 4,
 };
@@ -71,6 +74,7 @@ const GPU_DEFAULTS: KernelTuning = {
   workgroupSize: 64,
   seWorkgroupSize: 256,
   sePixelsPerThread: 4,
+  seImagesPerWorkgroup: 1,
   reduceTargetThreads: 65536,
   reduceMinRowsPerThread: 4,
 };

@@ -116,9 +116,11 @@ function squeezeSharedBytes(C: number, Cr: number): number {
 }
 
 /**
- * One workgroup per image: folds the pooling partials, then FC1 + act and FC2 + gate through
- * workgroup memory. With `backward`, also backpropagates dy*x sums through the MLP and writes
- * the packed record (see {@link packedLayout}); otherwise writes the gate g [B, C].
+ * One workgroup per `group` images: folds the pooling partials, then FC1 + act and FC2 + gate
+ * through workgroup memory. Each thread keeps one accumulator per image of its group, so every
+ * weight it loads feeds `group` multiply-adds (the MLP is weight-load bound on CPU rasterisers).
+ * With `backward`, also backpropagates the dy*x sums through the MLP and writes the packed
+ * record (see {@link packedLayout}); otherwise writes the gate g [B, C].
  */
 class SeSqueezeProgram implements WebGPUProgram {
   outputShape: number[];
@@ -127,7 +129,7 @@ class SeSqueezeProgram implements WebGPUProgram {
   dispatch: [number, number, number];
   workgroupSize: [number, number, number];
   variableNames = ["partIn", "w1In", "b1In", "w2In", "b2In"];
-  uniforms = "chunks : i32, invHW : f32,";
+  uniforms = "chunks : i32, invHW : f32, images : i32,";
   readonly wg: number;
 
   constructor(
@@ -135,91 +137,126 @@ class SeSqueezeProgram implements WebGPUProgram {
     readonly opts: SeOptions,
     readonly chunks: number,
     readonly backward: boolean,
+    readonly group: number,
   ) {
     this.wg = kernelTuning().seWorkgroupSize;
     this.outputShape = backward ? [s.B, packedLayout(s.C, s.Cr).P] : [s.B, s.C];
     this.dispatchLayout = { x: [0, 1] };
-    this.dispatch = [s.B, 1, 1];
+    this.dispatch = [Math.ceil(s.B / group), 1, 1];
     this.workgroupSize = [this.wg, 1, 1];
-    this.shaderKey = `xsSeSqueeze_${
-      backward ? "bwd" : "fwd"
-    }_${s.C}_${s.Cr}_${opts.act}_${opts.gate}_${this.wg}`;
+    this.shaderKey = `xsSeSqueeze_${backward ? "bwd" : "fwd"}_${s.C}_${s.Cr}_${opts.act}_${opts.gate}` +
+      `_${this.wg}_g${group}`;
   }
 
   uniformValues(): ProgramUniforms {
-    return [{ type: "int32", data: [this.chunks] }, { type: "float32", data: [1 / this.s.HW] }];
+    return [
+      { type: "int32", data: [this.chunks] },
+      { type: "float32", data: [1 / this.s.HW] },
+      { type: "int32", data: [this.s.B] },
+    ];
   }
 
   getUserCode(): string {
     const { C, Cr } = this.s;
-    const WG = this.wg;
+    const { wg: WG, group: G } = this;
     const L = packedLayout(C, Cr);
     const stride = this.backward ? 2 : 1;
+    const gs = Array.from({ length: G }, (_, g) => g);
+    /** One statement per image of the group, `g` substituted. */
+    const each = (f: (g: number) => string) => gs.map(f).join("\n");
     const head = `
       ${ACT_WGSL[this.opts.act]}
       ${GATE_WGSL[this.opts.gate]}
-      var<workgroup> xsVec : array<f32, ${C}>;
-      var<workgroup> xsZ1 : array<f32, ${Cr}>;
-      var<workgroup> xsHid : array<f32, ${Cr}>;
+      var<workgroup> xsVec : array<f32, ${G * C}>;
+      var<workgroup> xsZ1 : array<f32, ${G * Cr}>;
+      var<workgroup> xsHid : array<f32, ${G * Cr}>;
       fn xsPartial(b : i32, which : i32, c : i32) -> f32 {
         var acc = 0.0;
-        for (var k = 0; k < uniforms.chunks; k++) {
-          acc += partIn[((b * uniforms.chunks + k) * ${stride} + which) * ${C} + c];
+        if (b < uniforms.images) {
+          for (var k = 0; k < uniforms.chunks; k++) {
+            acc += partIn[((b * uniforms.chunks + k) * ${stride} + which) * ${C} + c];
+          }
         }
         return acc;
       }
       fn main(index : i32) {
-        let b = index / ${WG};
+        let b0 = (index / ${WG}) * ${G};
         let t = index % ${WG};
         for (var c = t; c < ${C}; c += ${WG}) {
-          xsVec[c] = xsPartial(b, 0, c) * uniforms.invHW;
+          ${each((g) => `xsVec[${g * C} + c] = xsPartial(b0 + ${g}, 0, c) * uniforms.invHW;`)}
         }
         workgroupBarrier();
         for (var j = t; j < ${Cr}; j += ${WG}) {
-          var z = b1In[j];
-          for (var c = 0; c < ${C}; c++) { z = fma(xsVec[c], w1In[c * ${Cr} + j], z); }
-          xsZ1[j] = z;
-          xsHid[j] = xsAct(z);
+          let bias = b1In[j];
+          ${each((g) => `var z${g} = bias;`)}
+          for (var c = 0; c < ${C}; c++) {
+            let w = w1In[c * ${Cr} + j];
+            ${each((g) => `z${g} = fma(xsVec[${g * C} + c], w, z${g});`)}
+          }
+          ${each((g) => `xsZ1[${g * Cr} + j] = z${g}; xsHid[${g * Cr} + j] = xsAct(z${g});`)}
         }
         workgroupBarrier();`;
+    const fc2 = `
+          let bias = b2In[c];
+          ${each((g) => `var z${g} = bias;`)}
+          for (var j = 0; j < ${Cr}; j++) {
+            let w = w2In[j * ${C} + c];
+            ${each((g) => `z${g} = fma(xsHid[${g * Cr} + j], w, z${g});`)}
+          }`;
+    const live = (g: number, stmt: string) => `if (b0 + ${g} < uniforms.images) { ${stmt} }`;
     if (!this.backward) {
       return `${head}
         for (var c = t; c < ${C}; c += ${WG}) {
-          var z = b2In[c];
-          for (var j = 0; j < ${Cr}; j++) { z = fma(xsHid[j], w2In[j * ${C} + c], z); }
-          result[b * ${C} + c] = xsGate(z);
+          ${fc2}
+          ${each((g) => live(g, `result[(b0 + ${g}) * ${C} + c] = xsGate(z${g});`))}
         }
       }`;
     }
+    const row = (g: number) => `(b0 + ${g}) * ${L.P}`;
     return `${head}
-        let row = b * ${L.P};
-        for (var c = t; c < ${C}; c += ${WG}) { result[row + ${L.s} + c] = xsVec[c]; }
-        for (var j = t; j < ${Cr}; j += ${WG}) { result[row + ${L.a} + j] = xsHid[j]; }
+        for (var c = t; c < ${C}; c += ${WG}) {
+          ${each((g) => live(g, `result[${row(g)} + ${L.s} + c] = xsVec[${g * C} + c];`))}
+        }
+        for (var j = t; j < ${Cr}; j += ${WG}) {
+          ${each((g) => live(g, `result[${row(g)} + ${L.a} + j] = xsHid[${g * Cr} + j];`))}
+        }
         workgroupBarrier();
         // xsVec now changes from the pooled input s to dz2 (its readers finished at the barrier).
         for (var c = t; c < ${C}; c += ${WG}) {
-          var z = b2In[c];
-          for (var j = 0; j < ${Cr}; j++) { z = fma(xsHid[j], w2In[j * ${C} + c], z); }
-          let g = xsGate(z);
-          let dz2 = xsPartial(b, 1, c) * xsGateDeriv(z, g);
-          result[row + ${L.g} + c] = g;
-          result[row + ${L.dz2} + c] = dz2;
-          xsVec[c] = dz2;
+          ${fc2}
+          ${
+      each((g) =>
+        `let g${g} = xsGate(z${g});
+          let dz2_${g} = xsPartial(b0 + ${g}, 1, c) * xsGateDeriv(z${g}, g${g});
+          xsVec[${g * C} + c] = dz2_${g};
+          ${live(g, `result[${row(g)} + ${L.g} + c] = g${g}; result[${row(g)} + ${L.dz2} + c] = dz2_${g};`)}`
+      )
+    }
         }
         workgroupBarrier();
         // xsHid changes from a to dz1.
         for (var j = t; j < ${Cr}; j += ${WG}) {
-          var da = 0.0;
-          for (var c = 0; c < ${C}; c++) { da = fma(xsVec[c], w2In[j * ${C} + c], da); }
-          let dz1 = da * xsActDeriv(xsZ1[j]);
-          xsHid[j] = dz1;
-          result[row + ${L.dz1} + j] = dz1;
+          ${each((g) => `var da${g} = 0.0;`)}
+          for (var c = 0; c < ${C}; c++) {
+            let w = w2In[j * ${C} + c];
+            ${each((g) => `da${g} = fma(xsVec[${g * C} + c], w, da${g});`)}
+          }
+          ${
+      each((g) =>
+        `let dz1_${g} = da${g} * xsActDeriv(xsZ1[${g * Cr} + j]);
+          xsHid[${g * Cr} + j] = dz1_${g};
+          ${live(g, `result[${row(g)} + ${L.dz1} + j] = dz1_${g};`)}`
+      )
+    }
         }
         workgroupBarrier();
         for (var c = t; c < ${C}; c += ${WG}) {
-          var ds = 0.0;
-          for (var j = 0; j < ${Cr}; j++) { ds = fma(xsHid[j], w1In[c * ${Cr} + j], ds); }
-          result[row + ${L.dsHW} + c] = ds * uniforms.invHW;
+          ${each((g) => `var ds${g} = 0.0;`)}
+          for (var j = 0; j < ${Cr}; j++) {
+            let w = w1In[c * ${Cr} + j];
+            ${each((g) => `ds${g} = fma(xsHid[${g * Cr} + j], w, ds${g});`)}
+          }
+          ${each((g) => live(g, `result[${row(g)} + ${L.dsHW} + c] = ds${g} * uniforms.invHW;`))}
         }
       }`;
   }
@@ -301,7 +338,9 @@ class SeChannelProgram implements WebGPUProgram {
 
 /**
  * Weight or bias gradient from the packed backward records: out[u, v] = sum_b rec[b][offU + u] *
- * rec[b][offV + v] (`product`), or out[v] = sum_b rec[b][offV + v].
+ * rec[b][offV + v] (`product`), or out[v] = sum_b rec[b][offV + v]. With `vec4` (record length
+ * and offV multiples of 4) a thread computes four adjacent v from vec4 loads, a quarter of the
+ * loads of the scalar form; columns past `inner` are read from the record's padding and dropped.
  */
 class SeWeightGradProgram implements WebGPUProgram {
   outputShape: number[];
@@ -310,8 +349,11 @@ class SeWeightGradProgram implements WebGPUProgram {
   dispatch: [number, number, number];
   workgroupSize: [number, number, number];
   variableNames = ["pkIn"];
-  uniforms = "nThreads : i32, images : i32, recordLen : i32, inner : i32, offU : i32, offV : i32,";
+  variableComponents: number[];
+  uniforms =
+    "nThreads : i32, images : i32, recordLen : i32, inner : i32, offU : i32, offV : i32, innerV : i32,";
   readonly threads: number;
+  readonly innerV: number;
 
   constructor(
     readonly images: number,
@@ -320,37 +362,68 @@ class SeWeightGradProgram implements WebGPUProgram {
     readonly offU: number,
     readonly offV: number,
     readonly product: boolean,
+    readonly vec4: boolean,
   ) {
     this.outputShape = outputShape;
-    this.threads = outputShape.reduce((a, b) => a * b, 1);
+    const inner = outputShape[outputShape.length - 1];
+    this.innerV = vec4 ? Math.ceil(inner / 4) : inner;
+    this.threads = (outputShape.reduce((a, b) => a * b, 1) / inner) * this.innerV;
+    this.variableComponents = [vec4 ? 4 : 1];
     const wg = kernelTuning().workgroupSize;
     const fd = flatDispatch(outputShape, this.threads, wg);
     this.dispatchLayout = fd.dispatchLayout;
     this.dispatch = fd.dispatch;
     this.workgroupSize = fd.workgroupSize;
-    this.shaderKey = `xsSeWeightGrad_${product}_${wg}`;
+    this.shaderKey = `xsSeWeightGrad_${product}_${vec4}_${wg}`;
   }
 
   uniformValues(): ProgramUniforms {
     const inner = this.outputShape[this.outputShape.length - 1];
-    return ints(this.threads, this.images, this.recordLen, inner, this.offU, this.offV);
+    const q = this.vec4 ? 4 : 1;
+    return ints(this.threads, this.images, this.recordLen / q, inner, this.offU, this.offV / q, this.innerV);
   }
 
   getUserCode(): string {
+    if (!this.vec4) {
+      const term = this.product
+        ? "fma(pkIn[rec + uniforms.offU + u], pkIn[rec + uniforms.offV + v], acc)"
+        : "acc + pkIn[rec + uniforms.offV + v]";
+      return `
+        fn main(index : i32) {
+          if (index >= uniforms.nThreads) { return; }
+          let u = index / uniforms.inner;
+          let v = index % uniforms.inner;
+          var acc = 0.0;
+          for (var b = 0; b < uniforms.images; b++) {
+            let rec = b * uniforms.recordLen;
+            acc = ${term};
+          }
+          _ = uniforms.innerV;
+          result[index] = acc;
+        }
+      `;
+    }
+    // The u operand is one component of a vec4 of the record.
     const term = this.product
-      ? "fma(pkIn[rec + uniforms.offU + u], pkIn[rec + uniforms.offV + v], acc)"
-      : "acc + pkIn[rec + uniforms.offV + v]";
+      ? `fma(vec4<f32>(pkIn[rec + uq][ur]), pkIn[rec + uniforms.offV + v4], acc)`
+      : `acc + pkIn[rec + uniforms.offV + v4]`;
     return `
       fn main(index : i32) {
         if (index >= uniforms.nThreads) { return; }
-        let u = index / uniforms.inner;
-        let v = index % uniforms.inner;
-        var acc = 0.0;
+        let u = index / uniforms.innerV;
+        let v4 = index % uniforms.innerV;
+        let uq = (uniforms.offU + u) / 4;
+        let ur = (uniforms.offU + u) % 4;
+        var acc = vec4<f32>(0.0);
         for (var b = 0; b < uniforms.images; b++) {
           let rec = b * uniforms.recordLen;
           acc = ${term};
         }
-        result[index] = acc;
+        let o = u * uniforms.inner + v4 * 4;
+        for (var k = 0; k < 4; k++) {
+          if (v4 * 4 + k < uniforms.inner) { result[o + k] = acc[k]; }
+        }
+        _ = uq + ur;
       }
     `;
   }
@@ -363,9 +436,15 @@ function seOpts(attrs: Attrs | undefined): SeOptions {
   return { act: (attrs?.act ?? "relu") as SeActivation, gate: (attrs?.gate ?? "sigmoid") as SeGate };
 }
 
-function fitsSharedMemory(backend: WebGPUBackend, s: SeShape): boolean {
-  return s.B <= backend.device.limits.maxComputeWorkgroupsPerDimension &&
-    squeezeSharedBytes(s.C, s.Cr) <= backend.device.limits.maxComputeWorkgroupStorageSize;
+/**
+ * Images per squeeze workgroup: the tuning's, cut to the device's workgroup memory; 0 when not
+ * even one image fits (the stock path runs then).
+ */
+function squeezeGroup(backend: WebGPUBackend, s: SeShape): number {
+  const limits = backend.device.limits;
+  const fit = Math.floor(limits.maxComputeWorkgroupStorageSize / squeezeSharedBytes(s.C, s.Cr));
+  const group = Math.min(kernelTuning().seImagesPerWorkgroup, s.B, fit);
+  return group >= 1 && Math.ceil(s.B / group) <= limits.maxComputeWorkgroupsPerDimension ? group : 0;
 }
 
 /** Pooling partial sums over HW (and of dy*x with `dy`): [B, chunks, (2,) C]. */
@@ -388,9 +467,10 @@ export function seForwardWebGPU(args: { inputs: Inputs; backend: unknown; attrs?
   checkWeights(s, { w1, b1, w2, b2 });
   assertFloat32(x, "squeezeExcite x");
   const backend = gpuBackend(args.backend);
-  if (!fitsSharedMemory(backend, s)) return seForwardStockKernel(args);
+  const group = squeezeGroup(backend, s);
+  if (group === 0) return seForwardStockKernel(args);
   const { partial, chunks } = poolPartials(backend, s, x);
-  const sq = new SeSqueezeProgram(s, opts, chunks, false);
+  const sq = new SeSqueezeProgram(s, opts, chunks, false, group);
   const gate = run(backend, sq, [partial, w1, b1, w2, b2], sq.uniformValues());
   backend.disposeData(partial.dataId);
   const sc = new SeChannelProgram(s, "scale", x.shape);
@@ -406,16 +486,19 @@ export function seGradWebGPU(args: { inputs: Inputs; backend: unknown; attrs?: A
   const s = seShape(x.shape, w1.shape, opts);
   checkWeights(s, { w1, b1, w2, b2 });
   const backend = gpuBackend(args.backend);
-  if (!fitsSharedMemory(backend, s)) return seGradStockKernel(args);
+  const group = squeezeGroup(backend, s);
+  if (group === 0) return seGradStockKernel(args);
   const { partial, chunks } = poolPartials(backend, s, x, dy);
-  const sq = new SeSqueezeProgram(s, opts, chunks, true);
+  const sq = new SeSqueezeProgram(s, opts, chunks, true, group);
   const rec = run(backend, sq, [partial, w1, b1, w2, b2], sq.uniformValues());
   backend.disposeData(partial.dataId);
   const dxProg = new SeChannelProgram(s, "inputGrad", x.shape);
   const dx = run(backend, dxProg, [dy, rec], dxProg.uniformValues());
   const L = packedLayout(s.C, s.Cr);
+  // Record offsets are multiples of 4 when C is (P always is).
+  const vec4 = s.C % 4 === 0;
   const grad = (shape: number[], offU: number, offV: number, product: boolean) => {
-    const p = new SeWeightGradProgram(s.B, L.P, shape, offU, offV, product);
+    const p = new SeWeightGradProgram(s.B, L.P, shape, offU, offV, product, vec4);
     return run(backend, p, [rec], p.uniformValues());
   };
   const dw1 = grad([s.C, s.Cr], L.s, L.dz1, true);

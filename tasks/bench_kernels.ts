@@ -156,18 +156,24 @@ function row(
 const geomean = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / Math.max(1, xs.length));
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      quick: { type: "boolean", default: false },
-      batch: { type: "string", default: "32" },
-      size: { type: "string", default: "224" },
-      rounds: { type: "string" },
-      "target-ms": { type: "string" },
-      only: { type: "string" },
-      models: { type: "string" },
-    },
-  });
+  const options = {
+    quick: { type: "boolean", default: false },
+    batch: { type: "string", default: "32" },
+    size: { type: "string", default: "224" },
+    rounds: { type: "string" },
+    "target-ms": { type: "string" },
+    only: { type: "string" },
+    models: { type: "string" },
+  } as const;
+  let values: ReturnType<typeof parseArgs<{ options: typeof options }>>["values"];
+  try {
+    values = parseArgs({ args: Deno.args, options }).values;
+  } catch (err) {
+    throw new UserError(
+      `bench:kernels: ${(err as Error).message}; flags: --quick, --models id,id, --only dw|se, --batch N, ` +
+        `--size N, --rounds N, --target-ms N`,
+    );
+  }
   const int = (name: string, v: string | undefined, dflt: number) => {
     const n = v === undefined ? dflt : Number(v);
     if (!Number.isInteger(n) || n < 1) {

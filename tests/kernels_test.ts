@@ -578,7 +578,7 @@ Deno.test({
   ...opts,
   fn: async () => {
     const rng = new Rng(11);
-    const c: SeCase = { shape: [2, 9, 7, 12], Cr: 3, o: { act: "silu", gate: "sigmoid" } };
+    const c: SeCase = { shape: [5, 9, 7, 12], Cr: 3, o: { act: "silu", gate: "sigmoid" } };
     const d = seData(rng, c);
     const ts = seTensors(c, d);
     const dy = tf.tensor4d(randn(rng, d.x.length), c.shape);
@@ -588,14 +588,17 @@ Deno.test({
     try {
       for (
         const patch of [
-          { sePixelsPerThread: 1, seWorkgroupSize: 1, reduceTargetThreads: 1 },
+          { sePixelsPerThread: 1, seWorkgroupSize: 1, seImagesPerWorkgroup: 1, reduceTargetThreads: 1 },
           {
             sePixelsPerThread: 5,
             seWorkgroupSize: 256,
+            seImagesPerWorkgroup: 2,
             reduceTargetThreads: 100000,
             reduceMinRowsPerThread: 1,
           },
-          { sePixelsPerThread: 4, seWorkgroupSize: 256, reduceTargetThreads: 65536 },
+          { sePixelsPerThread: 3, seWorkgroupSize: 7, seImagesPerWorkgroup: 3 },
+          // The hardware-GPU defaults.
+          { sePixelsPerThread: 4, seWorkgroupSize: 256, seImagesPerWorkgroup: 1, reduceTargetThreads: 65536 },
         ]
       ) {
         setKernelTuning(patch, true);
