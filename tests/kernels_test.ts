@@ -354,6 +354,43 @@ Deno.test({
 });
 
 Deno.test({
+  name: "kernels stay correct when a dispatch exceeds 65535 workgroups (tfjs folds it into a 2D grid)",
+  ...opts,
+  fn: async () => {
+    const rng = new Rng(12);
+    const c: Conv = { shape: [1, 66, 66, 64], k: [3, 3], s: [1, 1], p: [1, 1] };
+    const x = randn(rng, c.shape.reduce((a, b) => a * b));
+    const f = randn(rng, 9 * 64);
+    const dy = randn(rng, x.length);
+    const se: SeCase = { shape: [1, 66, 66, 64], Cr: 4, o: { act: "relu", gate: "sigmoid" } };
+    const sd = seData(rng, se);
+    try {
+      // One thread per workgroup and per output vector: 66*66*16 = 69696 workgroups.
+      setKernelTuning(
+        { workgroupSize: 1, dwColsPerThread: 1, dwRowsPerThread: 1, sePixelsPerThread: 1 },
+        true,
+      );
+      const got = await runConv(c, x, f, dy, "custom");
+      assertClose(got.y, refForward(c, x, f), TOL_FWD, "forward");
+      assertClose(got.dx, refInputGrad(c, dy, f), TOL_FWD, "input grad");
+      assertClose(got.df, refFilterGrad(c, x, dy), TOL_SUM, "filter grad");
+      const ts = seTensors(se, sd);
+      const sdy = tf.tensor4d(dy, se.shape);
+      const yc = seFn(se.o, "custom")(...(ts as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]));
+      assertClose(await read(yc), refSe(se.shape, se.Cr, sd, se.o), TOL_FWD, "SE forward");
+      const gc = tf.grads(seFn(se.o, "custom"))(ts, sdy);
+      const gs = tf.grads(seFn(se.o, "stock"))(ts, sdy);
+      for (let i = 0; i < 5; i++) {
+        assertClose(await read(gc[i]), await read(gs[i]), TOL_SUM, `SE d${SE_PARAMS[i]}`);
+      }
+      tf.dispose([...ts, sdy, yc, ...gc, ...gs]);
+    } finally {
+      setKernelTuning({}, true);
+    }
+  },
+});
+
+Deno.test({
   name: "depthwise: fused bias forward and gradient",
   ...opts,
   fn: async () => {
