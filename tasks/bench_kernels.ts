@@ -12,7 +12,8 @@
  * (128 distinct shapes for the 11 models; on llvmpipe a full run takes hours, so restrict it with
  * --models), or the MobileNetV2/EfficientNet-B0 fallback list when models/ cannot be loaded.
  *
- * Flags: --quick (three shapes, one round), --models id,id, --batch N, --size N, --rounds N,
+ * Flags: --quick (three shapes, one round), --models id,id, --match s,s (shapes whose label
+ * contains one of the substrings, e.g. "k7x7,hardsigmoid"), --batch N, --size N, --rounds N,
  * --target-ms N (wall time one timed batch aims for), --only dw|se.
  *
  * @module
@@ -164,13 +165,16 @@ async function main(): Promise<void> {
     "target-ms": { type: "string" },
     only: { type: "string" },
     models: { type: "string" },
+    match: { type: "string" },
   } as const;
   let values: ReturnType<typeof parseArgs<{ options: typeof options }>>["values"];
   try {
     values = parseArgs({ args: Deno.args, options }).values;
   } catch (err) {
     throw new UserError(
-      `bench:kernels: ${(err as Error).message}; flags: --quick, --models id,id, --only dw|se, --batch N, ` +
+      `bench:kernels: ${
+        (err as Error).message
+      }; flags: --quick, --models id,id, --match s,s, --only dw|se, --batch N, ` +
         `--size N, --rounds N, --target-ms N`,
     );
   }
@@ -192,7 +196,11 @@ async function main(): Promise<void> {
   const facts = await initRuntime();
   const models = values.models?.split(",").map((m) => m.trim()).filter((m) => m !== "");
   const zoo = await zooKernelShapes(size, models);
-  let shapes = zoo.shapes.filter((s) => values.only === undefined || s.kind === values.only);
+  const match = values.match?.split(",").filter((m) => m !== "");
+  let shapes = zoo.shapes.filter((s) =>
+    (values.only === undefined || s.kind === values.only) &&
+    (match === undefined || match.some((m) => describeShape(s).includes(m)))
+  );
   if (quick) {
     // One small depthwise per stride and one SE: a smoke test of the whole path.
     const cost = (s: ZooLayerShape) => s.H * s.W * s.C;
@@ -212,7 +220,9 @@ async function main(): Promise<void> {
   console.log(
     `adapter: ${facts.description} (${facts.backend}); maxStorageBufferBindingSize ${limitMiB} MiB`,
   );
-  console.log(`shapes: ${source}, ${shapes.length} distinct`);
+  console.log(
+    `shapes: ${source}${match ? `, matching ${match.join(" | ")}` : ""}, ${shapes.length} distinct`,
+  );
   console.log("ms per iteration, best of " + rounds + " timed batches; speedup = stock / custom\n");
   console.log(
     "| shape | models | batch | fwd stock | fwd custom | fwd x | f+b stock | f+b custom | f+b x |",
