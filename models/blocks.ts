@@ -75,7 +75,8 @@ export class ConvBnAct implements Module {
   }
 
   apply(x: Tensor, ctx: Ctx): Tensor {
-    return ops.act(this.bn.apply(this.conv.apply(x, ctx), ctx), this.act);
+    // One call so the custom BatchNorm kernel can fuse the activation.
+    return ops.batchNorm(this.conv.apply(x, ctx), this.bn.params, ctx, this.act);
   }
 }
 

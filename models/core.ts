@@ -122,15 +122,22 @@ export class Params {
       }
       this.entries.push(entry);
       if (this.meta) return new MetaTensor(shape) as unknown as Tensor;
-      entry.variable = tf.variable(tf.clone(src.variable!), trainable, `${name}#${this.#uid}`);
+      entry.variable = ownedVariable(tf.clone(src.variable!), trainable, `${name}#${this.#uid}`);
       return entry.variable;
     }
     this.entries.push(entry);
     if (this.meta) return new MetaTensor(shape) as unknown as Tensor;
     const values = initialValues(shape.reduce((a, b) => a * b, 1), init, this.rng);
-    entry.variable = tf.variable(tf.tensor(values, shape, "float32"), trainable, `${name}#${this.#uid}`);
+    entry.variable = ownedVariable(tf.tensor(values, shape, "float32"), trainable, `${name}#${this.#uid}`);
     return entry.variable;
   }
+}
+
+/** A variable over `init`'s data (ref-counted), releasing the `init` handle so nothing leaks. */
+function ownedVariable(init: tf.Tensor, trainable: boolean, name: string): tf.Variable {
+  const v = tf.variable(init, trainable, name);
+  init.dispose();
+  return v;
 }
 
 function initialValues(n: number, init: Exclude<Init, { kind: "copy" }>, rng: Rng): Float32Array {
