@@ -268,9 +268,12 @@ class DwTileProgram implements WebGPUProgram {
             }
           }`);
     }
+    // A strided forward with fewer filter rows than the stride (1x1 stride 2) skips the source
+    // rows no output reads; the walk is unrolled, so the test costs nothing at run time.
+    const rowUsed = fwd && KH < SH ? ` && q % ${SH} < ${KH}` : "";
     const lines = [`for (var q = ${qMin}; q <= ${qMax}; q++) {
           let srcR = row0 + q;
-          if (srcR >= 0 && srcR < uniforms.inH) {
+          if (srcR >= 0 && srcR < uniforms.inH${rowUsed}) {
             let srcRow = (b * uniforms.inH + srcR) * uniforms.inW;
             ${body.join("\n            ")}
           }
