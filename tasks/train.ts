@@ -34,6 +34,7 @@ options:
   --batch-size B     override the training batch size
   --image-size S     override the input size (paper: 224)
   --train-limit N    train on the first N training images only
+  --test-limit N     evaluate on the first N test images only (smoke runs)
   --lr-max X         override lr_max
   --seed S           seed of init, data order, augmentation, CutMix and dropout (default 1)
   --kernels K        custom (default) | stock
@@ -52,7 +53,14 @@ export interface TrainArgs {
   dataset: string;
   data?: string;
   preset: string;
-  overrides: { epochs?: number; batchSize?: number; imageSize?: number; trainLimit?: number; lrMax?: number };
+  overrides: {
+    epochs?: number;
+    batchSize?: number;
+    imageSize?: number;
+    trainLimit?: number;
+    testLimit?: number;
+    lrMax?: number;
+  };
   seed: number;
   kernels: Ctx["kernels"];
   out: string;
@@ -79,6 +87,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
       "batch-size": { type: "string" },
       "image-size": { type: "string" },
       "train-limit": { type: "string" },
+      "test-limit": { type: "string" },
       "lr-max": { type: "string" },
       seed: { type: "string", default: "1" },
       kernels: { type: "string", default: "custom" },
@@ -110,6 +119,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
       batchSize: positiveInt(values["batch-size"], "batch-size"),
       imageSize: positiveInt(values["image-size"], "image-size"),
       trainLimit: positiveInt(values["train-limit"], "train-limit"),
+      testLimit: positiveInt(values["test-limit"], "test-limit"),
       lrMax,
     },
     seed,

@@ -42,6 +42,8 @@ export interface Preset {
   data: DatasetProtocol;
   /** Training images used per epoch: all (undefined) or the first N of a fixed seeded subset. */
   trainLimit?: number;
+  /** Evaluate on the first N test images only. */
+  testLimit?: number;
   /** Fields set by flags rather than by the preset. */
   overrides: string[];
   /** Why the values differ from the uniform protocol, one line each. */
@@ -118,6 +120,8 @@ export interface PresetOverrides {
   batchSize?: number;
   imageSize?: number;
   trainLimit?: number;
+  /** Evaluate on the first N test images only (smoke runs; the ledger label records it). */
+  testLimit?: number;
   lrMax?: number;
 }
 
@@ -142,7 +146,8 @@ export function describePreset(p: Preset): string {
     `${p.lrMin}, label smoothing ${p.labelSmoothing}, CutMix ${
       p.data.cutmix ? "on (α=1, every batch)" : "off"
     }` +
-    (p.trainLimit ? `, first ${p.trainLimit} training images` : ""),
+    (p.trainLimit ? `, first ${p.trainLimit} training images` : "") +
+    (p.testLimit ? `, first ${p.testLimit} test images` : ""),
     `  train: ${ops(p.data.train)}`,
     `  test:  ${ops(p.data.test)}`,
     `  normalise mean ${p.data.mean.join("/")} std ${

@@ -34,6 +34,7 @@ export async function openTrainSource(
     protocol: preset.data,
     batchSize: evalBatch,
     imageSize: preset.imageSize,
+    limit: preset.testLimit,
   });
   return {
     stepsPerEpoch: train.batchesPerEpoch,
