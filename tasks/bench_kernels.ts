@@ -154,7 +154,9 @@ function row(
   };
 }
 
-const geomean = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / Math.max(1, xs.length));
+/** Geometric mean; null for no values (JSON-friendly). */
+const geomean = (xs: number[]) =>
+  xs.length === 0 ? null : Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 
 async function main(): Promise<void> {
   const options = {
@@ -249,8 +251,9 @@ async function main(): Promise<void> {
     se: { fwd: gm("se", "fwd"), fwdBwd: gm("se", "fwdBwd") },
     all: { fwd: gm("all", "fwd"), fwdBwd: gm("all", "fwdBwd") },
   };
+  const fmt = (v: number | null) => (v === null ? "n/a" : `**${v.toFixed(2)}**`);
   for (const [k, v] of Object.entries(summary)) {
-    console.log(`| **geomean ${k}** | | | | | **${v.fwd.toFixed(2)}** | | | **${v.fwdBwd.toFixed(2)}** |`);
+    console.log(`| **geomean ${k}** | | | | | ${fmt(v.fwd)} | | | ${fmt(v.fwdBwd)} |`);
   }
   console.log("");
   console.log(
