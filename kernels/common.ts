@@ -47,6 +47,12 @@ export interface KernelTuning {
   reduceTargetThreads: number;
   /** Minimum rows summed by one thread of a split reduction (keeps stage 2 small). */
   reduceMinRowsPerThread: number;
+  /** Output rows per thread of the register-tiled matmul (kernels/matmul.ts). */
+  mmTileRows: number;
+  /** Output columns per thread of the register-tiled matmul. */
+  mmTileCols: number;
+  /** Minimum K steps one thread of a K-split matmul walks. */
+  mmMinKPerSplit: number;
 }
 
 /** Defaults for software adapters, tuned on llvmpipe (2 cores). */
@@ -62,6 +68,9 @@ const SOFTWARE_DEFAULTS: KernelTuning = {
   seImagesPerWorkgroup: 8,
   reduceTargetThreads: 4096,
   reduceMinRowsPerThread: 4,
+  mmTileRows: 16,
+  mmTileCols: 16,
+  mmMinKPerSplit: 64,
 };
 
 /** Defaults for hardware GPUs (not tuned on one yet; conventional tile sizes). */
@@ -77,6 +86,9 @@ const GPU_DEFAULTS: KernelTuning = {
   seImagesPerWorkgroup: 1,
   reduceTargetThreads: 65536,
   reduceMinRowsPerThread: 4,
+  mmTileRows: 4,
+  mmTileCols: 4,
+  mmMinKPerSplit: 64,
 };
 
 let overrides: Partial<KernelTuning> = {};
@@ -103,7 +115,7 @@ export function setKernelTuning(patch: Partial<KernelTuning>, reset = false): vo
   const next = { ...(reset ? {} : overrides), ...patch };
   for (const [k, v] of Object.entries(next)) {
     if (v === undefined) continue;
-    const unbounded = k === "reduceTargetThreads" || k === "dwMaxUnrolledFma";
+    const unbounded = k === "reduceTargetThreads" || k === "dwMaxUnrolledFma" || k === "mmMinKPerSplit";
     if (!Number.isInteger(v) || v < 1 || (!unbounded && v > 1024)) {
       throw new RangeError(`kernel tuning ${k} must be a positive integer (<= 1024), got ${v}`);
     }

@@ -1,9 +1,9 @@
 /**
- * Public entry of the kernels package: depthwise convolution and Squeeze-and-Excitation, each
- * with a `"stock"` implementation (plain tfjs ops with tfjs's own gradients) and a `"custom"` one
- * (the registered Xs* kernels: WGSL on webgpu, stock-op equivalents on cpu). The model zoo calls
- * only these two functions (models/core.ts `ops`). Both paths are differentiable under
- * `tf.grads`, `tf.variableGrads` and optimizers.
+ * Public entry of the kernels package: depthwise convolution, Squeeze-and-Excitation and the 2-D
+ * matmul behind 1×1 convolutions and Linear layers, each with a `"stock"` implementation (plain
+ * tfjs ops with tfjs's own gradients) and a `"custom"` one (the registered Xs* kernels: WGSL on
+ * webgpu, stock-op equivalents on cpu). The model zoo calls only these functions (models/core.ts
+ * `ops`). Both paths are differentiable under `tf.grads`, `tf.variableGrads` and optimizers.
  *
  * @module
  */
@@ -18,6 +18,7 @@ import {
 } from "./depthwise.ts";
 import { type SeOptions, seShape, squeezeExciteStock, XS_SQUEEZE_EXCITE } from "./se.ts";
 import { registerXsKernels } from "./register.ts";
+import { matMulShape, XS_MATMUL } from "./matmul.ts";
 
 export type { DepthwiseConvOptions } from "./depthwise.ts";
 export type { SeActivation, SeGate, SeOptions } from "./se.ts";
@@ -107,6 +108,24 @@ export function squeezeExcite(
     act: options.act,
     gate: options.gate,
   }) as Tensor;
+}
+
+/**
+ * 2-D matrix product `op(a) · op(b)` (op = identity or transpose): the 1×1 convolutions and
+ * Linear layers of the zoo. `"custom"` runs the register-tiled kernel of kernels/matmul.ts (its
+ * gradient is the same kernel with transposed operands), `"stock"` tfjs's BatchMatMul.
+ */
+export function matMul(
+  a: Tensor,
+  b: Tensor,
+  transposeA = false,
+  transposeB = false,
+  kernels: KernelChoice = current,
+): Tensor {
+  if (kernels === "stock") return tf.matMul(a, b, transposeA, transposeB);
+  matMulShape(a.shape, b.shape, transposeA, transposeB);
+  registerXsKernels();
+  return tf.engine().runKernel(XS_MATMUL, { a, b }, { transposeA, transposeB }) as Tensor;
 }
 
 /**

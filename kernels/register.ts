@@ -21,6 +21,7 @@ import {
   XS_DEPTHWISE_BACKPROP_FILTER,
   XS_DEPTHWISE_BACKPROP_INPUT,
 } from "./depthwise.ts";
+import { matMulKernelStock, matMulKernelWebGPU, XS_MATMUL } from "./matmul.ts";
 import {
   seForwardStockKernel,
   seForwardWebGPU,
@@ -40,6 +41,7 @@ export const XS_KERNEL_NAMES: readonly string[] = [
   XS_CHANNEL_SUM,
   XS_SQUEEZE_EXCITE,
   XS_SQUEEZE_EXCITE_GRAD,
+  XS_MATMUL,
 ];
 
 /**
@@ -61,6 +63,7 @@ export function registerXsKernels(): void {
   reg(XS_CHANNEL_SUM, "webgpu", channelSumWebGPU);
   reg(XS_SQUEEZE_EXCITE, "webgpu", seForwardWebGPU);
   reg(XS_SQUEEZE_EXCITE_GRAD, "webgpu", seGradWebGPU);
+  reg(XS_MATMUL, "webgpu", matMulKernelWebGPU);
 
   reg(XS_DEPTHWISE, "cpu", dwForwardStockKernel);
   reg(XS_DEPTHWISE_BACKPROP_INPUT, "cpu", dwInputGradStockKernel);
@@ -68,6 +71,7 @@ export function registerXsKernels(): void {
   reg(XS_CHANNEL_SUM, "cpu", channelSumStockKernel);
   reg(XS_SQUEEZE_EXCITE, "cpu", seForwardStockKernel);
   reg(XS_SQUEEZE_EXCITE_GRAD, "cpu", seGradStockKernel);
+  reg(XS_MATMUL, "cpu", matMulKernelStock);
 
   if (tf.getGradient(XS_DEPTHWISE) === undefined) {
     tf.registerGradient({
@@ -108,6 +112,24 @@ export function registerXsKernels(): void {
           attrs,
         ) as tf.Tensor[];
         return { x: () => dx, w1: () => dw1, b1: () => db1, w2: () => dw2, b2: () => db2 };
+      },
+    });
+  }
+  if (tf.getGradient(XS_MATMUL) === undefined) {
+    tf.registerGradient({
+      kernelName: XS_MATMUL,
+      inputsToSave: ["a", "b"],
+      gradFunc: (dy, saved, attrs) => {
+        const [a, b] = saved;
+        const dc = dy as tf.Tensor;
+        const mm = (x: tf.Tensor, y: tf.Tensor, transposeA: boolean, transposeB: boolean) =>
+          tf.engine().runKernel(XS_MATMUL, { a: x, b: y }, { transposeA, transposeB }) as tf.Tensor;
+        const tA = Boolean(attrs.transposeA), tB = Boolean(attrs.transposeB);
+        // C = op(A)·op(B): the four cases of tfjs's BatchMatMul gradient, without materialised transposes.
+        if (!tA && !tB) return { a: () => mm(dc, b, false, true), b: () => mm(a, dc, true, false) };
+        if (!tA && tB) return { a: () => mm(dc, b, false, false), b: () => mm(dc, a, true, false) };
+        if (tA && !tB) return { a: () => mm(b, dc, false, true), b: () => mm(a, dc, false, false) };
+        return { a: () => mm(b, dc, true, true), b: () => mm(dc, a, true, true) };
       },
     });
   }

@@ -14,7 +14,7 @@
  */
 import { type Tensor, tf } from "../runtime/tf.ts";
 import { Rng } from "../runtime/rng.ts";
-import { depthwiseConv2d, type KernelChoice, squeezeExcite } from "../kernels/mod.ts";
+import { depthwiseConv2d, type KernelChoice, matMul, squeezeExcite } from "../kernels/mod.ts";
 import { batchNormTrain } from "../kernels/batchnorm.ts";
 
 export type { KernelChoice, Tensor };
@@ -250,7 +250,7 @@ export const ops = {
     }
     if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && ph === 0 && pw === 0) {
       // 1×1 convs as matmuls: the stock Conv2D backprop-filter kernel is far slower (issue 7).
-      const y = tf.matMul(tf.reshape(x, [-1, cin]), tf.reshape(w, [cin, cout]));
+      const y = matMul(tf.reshape(x, [-1, cin]), tf.reshape(w, [cin, cout]), false, false, ctx.kernels);
       return tf.reshape(o.bias ? tf.add(y, o.bias) : y, [b, h, wd, cout]);
     }
     const padded = ph || pw ? tf.pad(x, [[0, 0], [ph, ph], [pw, pw], [0, 0]]) : x;
@@ -268,7 +268,7 @@ export const ops = {
       ctx.counts!.fvFlops += macs;
       return meta(outShape);
     }
-    const y = tf.matMul(x.rank === 2 ? x : tf.reshape(x, [-1, nin]), w);
+    const y = matMul(x.rank === 2 ? x : tf.reshape(x, [-1, nin]), w, false, false, ctx.kernels);
     const yb = bias ? tf.add(y, bias) : y;
     return x.rank === 2 ? yb : tf.reshape(yb, outShape);
   },
