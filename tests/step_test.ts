@@ -18,7 +18,7 @@ import {
   setBnReduceTarget,
 } from "../kernels/batchnorm.ts";
 import { BatchNorm2d, Conv2d, type Ctx, Linear, type Module, ops, type Params } from "../models/core.ts";
-import { MODELS, registerModel } from "../models/registry.ts";
+import { registerModel } from "../models/registry.ts";
 import { makeTrainer, registerZoo } from "../tasks/bench_step.ts";
 
 async function values(t: Tensor): Promise<Float32Array> {
@@ -426,69 +426,95 @@ Deno.test("training steps: custom kernels match the stock composition (tiny BN n
   await compareSteps("xs-step-tiny", 12, 3, 4, 1e-4);
 });
 
-Deno.test("training steps: custom kernels match the stock composition (mobilenet, 32 px, batch 4)", async () => {
-  await initRuntime();
-  await registerZoo();
-  if (!MODELS["mobilenet"]) {
-    console.warn("mobilenet is not registered yet; skipped");
-    return;
-  }
-  await compareWithPerturbation("mobilenet", 32, 4, 3);
-});
+/** The paper's 11 models (reference-spec §1). */
+const ZOO = [
+  "convmixer",
+  "convnext",
+  "efficientnet",
+  "fbnet",
+  "ghostnet",
+  "mobilenet",
+  "mobileone",
+  "mobilevit",
+  "shufflenet",
+  "starnet",
+  "tinynet",
+];
+/** MobileNetV2 runs in the default suite; the other ten take ~6 min together on llvmpipe (XS_SLOW=1). */
+const slow = Deno.env.get("XS_SLOW") === "1";
 
-/** Global L2 distance between two gradient lists. */
-async function gradDistance(a: Tensor[], b: Tensor[]): Promise<number> {
+for (const id of ZOO) {
+  Deno.test({
+    name: `training steps: custom kernels match the stock composition (${id}, 32 px, batch 4)`,
+    ignore: id !== "mobilenet" && !slow,
+    async fn() {
+      await initRuntime();
+      await registerZoo();
+      await compareWithPerturbation(id, 32, 4, 2);
+    },
+  });
+}
+
+/** Global L2 distance between two gradient lists (`b` omitted: the norm of `a`). */
+async function gradDistance(a: Tensor[], b?: Tensor[]): Promise<number> {
   let s = 0;
   for (let i = 0; i < a.length; i++) {
-    const x = await values(a[i]), y = await values(b[i]);
-    for (let j = 0; j < x.length; j++) s += (x[j] - y[j]) ** 2;
+    const x = await values(a[i]), y = b ? await values(b[i]) : undefined;
+    for (let j = 0; j < x.length; j++) s += (x[j] - (y ? y[j] : 0)) ** 2;
   }
   return Math.sqrt(s);
 }
 
+/** How far custom may be from stock, in units of the input-noise yardstick. */
+const NOISE_FACTOR = 3;
+
 /**
- * For ill-conditioned networks (MobileNetV2 at batch 4 and 32 px: a 1e-6 change of the input moves
- * the stock gradients by ~10-30%), a fixed tolerance is meaningless. The yardstick is the stock
- * composition itself: custom must be no further from stock than stock is from stock on an input
- * perturbed by 1e-6 (float32 rounding of the input is ~6e-8), for the gradients and for the losses
- * of `steps` Adam steps.
+ * For ill-conditioned networks (at 32 px and batch 4 most of the zoo: BN over a handful of values
+ * in the last stages; a 1e-6 change of the input moves MobileNetV2's stock gradients by ~10 %),
+ * a fixed tolerance is meaningless. The yardstick is the stock composition itself: custom must be
+ * within {@link NOISE_FACTOR}× the largest deviation that two 1e-6 input perturbations (float32
+ * rounding of the input is ~6e-8) cause in the stock gradients and losses, with floors of 1e-4
+ * relative for well-conditioned networks — for the first gradients and for the losses of `steps`
+ * Adam steps (whose first update, ≈ lr·sign(g), amplifies any difference in near-zero gradients).
  */
 async function compareWithPerturbation(id: string, size: number, b: number, steps: number): Promise<void> {
   const classes = 10;
   const o = { imageSize: size, numClasses: classes, seed: 3, lr: 1e-4 };
   const stock = makeTrainer(id, { ...o, kernels: "stock" });
   const custom = makeTrainer(id, { ...o, kernels: "custom" });
-  const perturbed = makeTrainer(id, { ...o, kernels: "stock" });
+  const perturbed = [12, 13].map(() => makeTrainer(id, { ...o, kernels: "stock" }));
   const { x, oneHot } = batch(b, size, classes);
-  const xp = tf.add(x, tf.mul(tf.randomNormal(x.shape, 0, 1, "float32", 12), 1e-6));
+  const xs = [12, 13].map((seed) => tf.add(x, tf.mul(tf.randomNormal(x.shape, 0, 1, "float32", seed), 1e-6)));
+  const lossYardstick = (stockLoss: number, perturbedLosses: number[]) =>
+    NOISE_FACTOR * Math.max(...perturbedLosses.map((l) => Math.abs(l - stockLoss)), 1e-4 * stockLoss);
   try {
-    const gs = stock.grads(x, oneHot), gc = custom.grads(x, oneHot), gp = perturbed.grads(xp, oneHot);
-    const dCustom = await gradDistance(gs.grads, gc.grads), dNoise = await gradDistance(gs.grads, gp.grads);
-    assert(
-      dCustom <= Math.max(dNoise, 1e-6),
-      `${id}: |g_custom − g_stock| ${dCustom} > input-noise yardstick ${dNoise}`,
-    );
-    const ls = (await values(gs.value))[0],
-      lc = (await values(gc.value))[0],
-      lp = (await values(gp.value))[0];
-    assert(Math.abs(lc - ls) <= Math.max(Math.abs(lp - ls), 1e-5 * ls), `${id}: first loss ${lc} vs ${ls}`);
-    tf.dispose([gs.value, gc.value, gp.value, ...gs.grads, ...gc.grads, ...gp.grads]);
+    const gs = stock.grads(x, oneHot), gc = custom.grads(x, oneHot);
+    const gp = perturbed.map((t, i) => t.grads(xs[i], oneHot));
+    const dCustom = await gradDistance(gs.grads, gc.grads);
+    const dNoise = Math.max(...await Promise.all(gp.map((g) => gradDistance(gs.grads, g.grads))));
+    const gradYard = NOISE_FACTOR * Math.max(dNoise, 1e-4 * await gradDistance(gs.grads));
+    assert(dCustom <= gradYard, `${id}: |g_custom − g_stock| ${dCustom} > yardstick ${gradYard}`);
+    const ls = (await values(gs.value))[0], lc = (await values(gc.value))[0];
+    const lp = await Promise.all(gp.map(async (g) => (await values(g.value))[0]));
+    const firstYard = lossYardstick(ls, lp);
+    assert(Math.abs(lc - ls) <= firstYard, `${id}: first loss ${lc} vs ${ls} (yardstick ${firstYard})`);
+    tf.dispose([gs.value, gc.value, ...gs.grads, ...gc.grads, ...gp.flatMap((g) => [g.value, ...g.grads])]);
     for (let s = 0; s < steps; s++) {
-      const a = stock.step(x, oneHot), c = custom.step(x, oneHot), p = perturbed.step(xp, oneHot);
-      const la = (await values(a))[0], lc2 = (await values(c))[0], lp2 = (await values(p))[0];
-      const yard = Math.max(3 * Math.abs(lp2 - la), 1e-4 * la);
+      const a = stock.step(x, oneHot), c = custom.step(x, oneHot);
+      const p = perturbed.map((t, i) => t.step(xs[i], oneHot));
+      const la = (await values(a))[0], lc2 = (await values(c))[0];
+      const lp2 = await Promise.all(p.map(async (t) => (await values(t))[0]));
+      const yard = lossYardstick(la, lp2);
       assert(
         Math.abs(lc2 - la) <= yard,
         `${id}: step ${s + 1} loss ${lc2} vs stock ${la} (yardstick ${yard})`,
       );
-      tf.dispose([a, c, p]);
+      tf.dispose([a, c, ...p]);
     }
     assertGpuHealthy();
   } finally {
-    tf.dispose([x, xp, oneHot]);
-    stock.dispose();
-    custom.dispose();
-    perturbed.dispose();
+    tf.dispose([x, ...xs, oneHot]);
+    [stock, custom, ...perturbed].forEach((t) => t.dispose());
   }
 }
 
