@@ -35,8 +35,19 @@ export interface SeLayerShape {
   models: string[];
 }
 
+/** One 1×1 (pointwise, stride 1) convolution: a [B·H·W, Cin] · [Cin, Cout] matmul. */
+export interface PwLayerShape {
+  kind: "pw";
+  H: number;
+  W: number;
+  /** Input channels (the matmul's K). */
+  C: number;
+  Cout: number;
+  models: string[];
+}
+
 /** A zoo layer shape. */
-export type ZooLayerShape = DwLayerShape | SeLayerShape;
+export type ZooLayerShape = DwLayerShape | SeLayerShape | PwLayerShape;
 
 const convOut = (h: number, k: number, s: number) => Math.floor((h + 2 * Math.floor(k / 2) - k) / s) + 1;
 
@@ -128,9 +139,12 @@ export function efficientNetB0Shapes(imageSize = 224): ZooLayerShape[] {
 }
 
 function shapeKey(s: ZooLayerShape): string {
-  return s.kind === "dw"
-    ? `dw ${s.H}x${s.W}x${s.C} k${s.kernel.join("x")} s${s.strides.join(",")} p${s.pad.join(",")}`
-    : `se ${s.H}x${s.W}x${s.C} r${s.Cr} ${s.act}/${s.gate}`;
+  if (s.kind === "dw") {
+    return `dw ${s.H}x${s.W}x${s.C} k${s.kernel.join("x")} s${s.strides.join(",")} p${s.pad.join(",")}`;
+  }
+  return s.kind === "se"
+    ? `se ${s.H}x${s.W}x${s.C} r${s.Cr} ${s.act}/${s.gate}`
+    : `pw ${s.H}x${s.W}x${s.C}>${s.Cout}`;
 }
 
 /** Merges repeated shapes, listing each model (with a repeat count) it occurs in. */
@@ -156,7 +170,7 @@ export function fallbackKernelShapes(imageSize = 224): ZooLayerShape[] {
 const pair = (v: number | [number, number]): [number, number] => (typeof v === "number" ? [v, v] : v);
 
 /**
- * Records the depthwise and SE calls of every registered model (or of `models`) at batch 1 and
+ * Records the depthwise, SE and 1×1-conv calls of every registered model (or of `models`) at batch 1 and
  * `imageSize`, using the registry's counting mode (no tensors are computed). Returns undefined
  * when models/ cannot be loaded. The models' `ops` object is patched for the duration only.
  */
@@ -193,6 +207,12 @@ export async function registryKernelShapes(
         pad: pair(o.pad ?? [(kh - 1) / 2, (kw - 1) / 2]),
         models: [current],
       });
+    } else if (
+      w.shape[0] === 1 && w.shape[1] === 1 && pair(o.stride ?? 1).join() === "1,1" &&
+      pair(o.pad ?? 0).join() === "0,0"
+    ) {
+      const [, H, W, C] = x.shape;
+      found.push({ kind: "pw", H, W, C, Cout: w.shape[w.shape.length - 1] as number, models: [current] });
     }
     return conv2d.call(ops, x, w, o, ctx);
   };
@@ -216,7 +236,7 @@ export async function registryKernelShapes(
 }
 
 /**
- * Distinct depthwise and SE shapes of the zoo at `imageSize` (optionally of some models only),
+ * Distinct depthwise, SE and 1×1-conv shapes of the zoo at `imageSize` (optionally of some models only),
  * each with the models (and repeat counts) it occurs in, and where the list came from.
  */
 export async function zooKernelShapes(

@@ -1,6 +1,6 @@
 /**
- * `deno task bench:kernels`: custom WGSL kernels against stock tfjs ops, for every depthwise and
- * SE layer shape of the zoo at 224x224 and batch 32 (or the largest batch whose tensors fit the
+ * `deno task bench:kernels`: custom WGSL kernels against stock tfjs ops, for every depthwise, SE
+ * and 1×1-conv (matmul) layer shape of the zoo at 224x224 and batch 32 (or the largest batch whose tensors fit the
  * adapter's maxStorageBufferBindingSize, noted in the row). Prints a markdown table and, last,
  * one JSON line with every number.
  *
@@ -8,13 +8,14 @@
  * readback costs ~11 ms in Deno, so it is amortised, not per iteration). Stock and custom runs
  * interleave; each figure is the best of `--rounds` batches.
  *
- * Shapes come from {@link zooKernelShapes}: every registered model's depthwise and SE calls
- * (128 distinct shapes for the 11 models; on llvmpipe a full run takes hours, so restrict it with
+ * Shapes come from {@link zooKernelShapes}: every registered model's depthwise, SE and 1×1-conv
+ * calls (128 distinct depthwise/SE shapes for the 11 models, plus the 1×1 convs; on llvmpipe a full run takes hours, so restrict it with
  * --models), or the MobileNetV2/EfficientNet-B0 fallback list when models/ cannot be loaded.
  *
  * Flags: --quick (three shapes, one round), --models id,id, --match s,s (shapes whose label
  * contains one of the substrings, e.g. "k7x7,hardsigmoid"), --batch N, --size N, --rounds N,
- * --target-ms N (wall time one timed batch aims for), --only dw|se.
+ * --target-ms N (wall time one timed batch aims for), --only dw|se|pw. Geometric means per kind,
+ * and over dw+se (the custom-kernel goal of issue 4).
  *
  * @module
  */
@@ -22,7 +23,7 @@ import { parseArgs } from "node:util";
 import { tf } from "../runtime/tf.ts";
 import { runMain, UserError } from "../runtime/errors.ts";
 import { assertGpuHealthy, initRuntime } from "../runtime/webgpu.ts";
-import { depthwiseConv2d, type KernelChoice, type SeOptions, squeezeExcite } from "../kernels/mod.ts";
+import { depthwiseConv2d, type KernelChoice, matMul, type SeOptions, squeezeExcite } from "../kernels/mod.ts";
 import { describeShape, zooKernelShapes, type ZooLayerShape } from "../kernels/zoo_shapes.ts";
 import { Rng } from "../runtime/rng.ts";
 
@@ -113,6 +114,21 @@ async function benchShape(
     tf.dispose([x, f, dy]);
     return row(s, batch, note, fwd, fb);
   }
+  if (s.kind === "pw") {
+    const { batch, note } = fitBatch(wantBatch, 4 * s.H * s.W * Math.max(s.C, s.Cout), limit);
+    const M = batch * s.H * s.W;
+    const x = tf.randomNormal([M, s.C], 0, 1, "float32", seed());
+    const w = tf.randomNormal([s.C, s.Cout], 0, 0.1, "float32", seed());
+    const dy = tf.randomNormal([M, s.Cout], 0, 1, "float32", seed());
+    const fwd = await compare((k) => () => [matMul(x, w, false, false, k)], rounds, targetMs);
+    const fb = await compare(
+      (k) => () => tf.grads((a, b) => matMul(a, b, false, false, k))([x, w], dy),
+      rounds,
+      targetMs,
+    );
+    tf.dispose([x, w, dy]);
+    return row(s, batch, note, fwd, fb);
+  }
   const { batch, note } = fitBatch(wantBatch, 4 * s.H * s.W * s.C, limit);
   const x = tf.randomNormal([batch, s.H, s.W, s.C], 0, 1, "float32", seed()) as tf.Tensor4D;
   const dy = tf.randomNormal([batch, s.H, s.W, s.C], 0, 1, "float32", seed()) as tf.Tensor4D;
@@ -176,7 +192,7 @@ async function main(): Promise<void> {
     throw new UserError(
       `bench:kernels: ${
         (err as Error).message
-      }; flags: --quick, --models id,id, --match s,s, --only dw|se, --batch N, ` +
+      }; flags: --quick, --models id,id, --match s,s, --only dw|se|pw, --batch N, ` +
         `--size N, --rounds N, --target-ms N`,
     );
   }
@@ -192,8 +208,8 @@ async function main(): Promise<void> {
   const size = int("size", values.size, 224);
   const rounds = int("rounds", values.rounds, quick ? 1 : 2);
   const targetMs = int("target-ms", values["target-ms"], quick ? 100 : 400);
-  if (values.only !== undefined && values.only !== "dw" && values.only !== "se") {
-    throw new UserError(`--only: expected dw or se, got ${values.only}`);
+  if (values.only !== undefined && !["dw", "se", "pw"].includes(values.only)) {
+    throw new UserError(`--only: expected dw, se or pw, got ${values.only}`);
   }
   const facts = await initRuntime();
   const models = values.models?.split(",").map((m) => m.trim()).filter((m) => m !== "");
@@ -211,6 +227,7 @@ async function main(): Promise<void> {
       pick((s) => s.kind === "dw" && s.strides[0] === 1),
       pick((s) => s.kind === "dw" && s.strides[0] === 2),
       pick((s) => s.kind === "se"),
+      pick((s) => s.kind === "pw"),
     ].filter((s): s is ZooLayerShape => s !== undefined);
   }
   const limit = facts.limits.maxStorageBufferBindingSize;
@@ -244,13 +261,15 @@ async function main(): Promise<void> {
         `${r.fwdBwd.speedup.toFixed(2)} |`,
     );
   }
-  const gm = (kind: string, key: "fwd" | "fwdBwd") =>
-    geomean(rows.filter((r) => kind === "all" || r.shape.startsWith(kind)).map((r) => r[key].speedup));
-  const summary = {
-    dw: { fwd: gm("dw", "fwd"), fwdBwd: gm("dw", "fwdBwd") },
-    se: { fwd: gm("se", "fwd"), fwdBwd: gm("se", "fwdBwd") },
-    all: { fwd: gm("all", "fwd"), fwdBwd: gm("all", "fwdBwd") },
-  };
+  const gm = (kinds: string[], key: "fwd" | "fwdBwd") =>
+    geomean(rows.filter((r) => kinds.some((k) => r.shape.startsWith(k))).map((r) => r[key].speedup));
+  const summary: Record<string, { fwd: number | null; fwdBwd: number | null }> = {};
+  // "dw+se" is issue 4's figure of merit; the 1×1-conv matmul (issue 7) is reported beside it.
+  for (
+    const [name, kinds] of [["dw", ["dw"]], ["se", ["se"]], ["dw+se", ["dw", "se"]], ["pw", ["pw"]]] as const
+  ) {
+    summary[name] = { fwd: gm([...kinds], "fwd"), fwdBwd: gm([...kinds], "fwdBwd") };
+  }
   const fmt = (v: number | null) => (v === null ? "n/a" : `**${v.toFixed(2)}**`);
   for (const [k, v] of Object.entries(summary)) {
     console.log(`| **geomean ${k}** | | | | | ${fmt(v.fwd)} | | | ${fmt(v.fwdBwd)} |`);

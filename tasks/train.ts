@@ -20,7 +20,7 @@ import { defaultCacheDir, getDataset, prepareDataset } from "../data/datasets.ts
 import { openCache } from "../data/cache.ts";
 import { applyOverrides, buildPreset, describePreset, type Preset, presetLabel } from "../train/presets.ts";
 import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
-import { appendLedgerRow } from "../train/ledger.ts";
+import { appendLedgerRow, type LedgerRecord } from "../train/ledger.ts";
 import { openTrainSource } from "../train/source.ts";
 
 const USAGE = `usage: deno task train --model M [--dataset D] [options]
@@ -40,6 +40,7 @@ options:
   --kernels K        custom (default) | stock
   --out DIR          results directory (default runs; the ledger is DIR/results.csv)
   --resume           continue DIR/<run>/checkpoint.safetensors
+  --log-every N      progress line every N steps (default 25; each one waits for the GPU)
   --help
 
 LR schedule: runs of >= 20 epochs use the reference per-epoch schedule (5 warm-up epochs from
@@ -65,6 +66,7 @@ export interface TrainArgs {
   kernels: Ctx["kernels"];
   out: string;
   resume: boolean;
+  logEvery: number;
 }
 
 function positiveInt(v: string | undefined, name: string): number | undefined {
@@ -93,6 +95,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
       kernels: { type: "string", default: "custom" },
       out: { type: "string", default: "runs" },
       resume: { type: "boolean", default: false },
+      "log-every": { type: "string", default: "25" },
       help: { type: "boolean", default: false },
     },
   });
@@ -126,6 +129,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
     kernels: values.kernels,
     out: values.out!,
     resume: values.resume!,
+    logEvery: positiveInt(values["log-every"], "log-every")!,
   };
 }
 
@@ -223,8 +227,14 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
       `${paths.checkpoint} exists (an unfinished run): pass --resume to continue it, or remove ${dir}`,
     );
   }
+  const ledger = `${a.out}/results.csv`;
   if (a.resume && (await exists(done))) {
-    console.log(`${dir} already finished (${done}); nothing to do`);
+    // done.json is written before the ledger row: a kill between the two is repaired here.
+    const row = JSON.parse(await Deno.readTextFile(done)) as LedgerRecord;
+    const appended = await appendLedgerRow(ledger, row, { unlessPresent: true });
+    console.log(
+      `${dir} already finished (${done}); ${appended ? `its row was added to ${ledger}` : "nothing to do"}`,
+    );
     return undefined;
   }
   if (!a.resume) {
@@ -278,6 +288,7 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
     rng: root.fork(),
     kernels: a.kernels,
     resume: a.resume,
+    readEvery: a.logEvery,
     fingerprint: { ...preset, seed: a.seed },
   });
   const row = {
@@ -298,9 +309,9 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
     version: `${await gitVersion()} tfjs ${tf.version_core}`,
     finished_at: new Date().toISOString(),
   };
-  const ledger = `${a.out}/results.csv`;
-  await appendLedgerRow(ledger, row);
-  await writeFileAtomic(`${dir}/done.json`, JSON.stringify(row, null, 1) + "\n");
+  // done.json first: a resume after a kill between the two adds a missing row, never a second one.
+  await writeFileAtomic(done, JSON.stringify(row, null, 1) + "\n");
+  await appendLedgerRow(ledger, row, { unlessPresent: true });
   console.log(
     `done: ${a.model} on ${info.id}: test accuracy ${row.accuracy}% (last epoch), best ${row.best_accuracy}% ` +
       `(epoch ${row.best_epoch}); ${row.images_per_second} img/s; ${row.train_seconds} s training. ` +

@@ -23,6 +23,7 @@ import { Rng } from "../runtime/rng.ts";
 import { zooKernelShapes } from "../kernels/zoo_shapes.ts";
 import { dwGeometry } from "../kernels/depthwise.ts";
 import { seShape } from "../kernels/se.ts";
+import { matMulShape } from "../kernels/matmul.ts";
 import {
   depthwiseConv2d,
   depthwiseConv2dBackpropFilter,
@@ -792,7 +793,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "zoo: every depthwise/SE shape of the registered models is supported and its kernel/stride is tested here",
+    "zoo: every depthwise/SE/1×1 shape of the registered models is supported and its kernel/stride is tested here",
   ...opts,
   fn: async () => {
     const zoo = await zooKernelShapes(224);
@@ -804,10 +805,20 @@ Deno.test({
         assert(g.Ho >= 1 && g.Wo >= 1, `dw ${JSON.stringify(s)}`);
         const key = `${s.kernel.join("x")} s${s.strides.join(",")}`;
         assert(tested.has(key), `zoo depthwise ${key} (${s.models.join(", ")}) has no test case`);
-      } else {
+      } else if (s.kind === "se") {
         seShape([2, s.H, s.W, s.C], [s.C, s.Cr], { act: s.act, gate: s.gate });
+      } else {
+        matMulShape([2 * s.H * s.W, s.C], [s.C, s.Cout], false, false);
       }
     }
+    // MobileNetV2 at 224 px: 17 expansion/projection pairs + the 320→1280 head conv, in 1×1 convs.
+    const mobilenetPw = zoo.shapes.filter((s) =>
+      s.kind === "pw" && s.models.some((m) => m.startsWith("mobilenet"))
+    );
+    assert(
+      mobilenetPw.some((s) => s.kind === "pw" && s.H === 7 && s.C === 320 && s.Cout === 1280),
+      "head 1×1 conv",
+    );
     const gates = new Set(zoo.shapes.flatMap((s) => (s.kind === "se" ? [s.gate] : [])));
     assert(gates.has("sigmoid") && gates.has("hardsigmoid"), "zoo uses both SE gates");
   },

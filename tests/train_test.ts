@@ -214,6 +214,20 @@ Deno.test("ledger: two concurrent writers keep every row", async () => {
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("ledger: unlessPresent skips a row equal in every column, appends any other", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/results.csv`;
+  assertEquals(await appendLedgerRow(path, ROW(1), { unlessPresent: true }), true);
+  assertEquals(await appendLedgerRow(path, ROW(1), { unlessPresent: true }), false);
+  assertEquals(
+    await appendLedgerRow(path, { ...ROW(1), finished_at: "later" }, { unlessPresent: true }),
+    true,
+  );
+  assertEquals(await appendLedgerRow(path, ROW(1)), true);
+  assertEquals((await readLedgerRecords(path)).map((r) => r.finished_at), ["1", "later", "1"]);
+  await Deno.remove(dir, { recursive: true });
+});
+
 // ---------------------------------------------------------------- loop fixtures
 
 const S = 8, C = 4, B = 8, N_TRAIN = 40, N_TEST = 20;

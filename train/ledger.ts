@@ -43,12 +43,18 @@ export async function readLedgerRecords(path: string): Promise<Record<string, st
 
 /**
  * Appends `row` under a lock on `path`. An existing file must have exactly {@link LEDGER_COLUMNS}
- * as its header (a UserError otherwise, before anything is written).
+ * as its header (a UserError otherwise, before anything is written). With `unlessPresent`, a row
+ * equal in every column to one already there is not appended again (a run's row carries its
+ * finish time, so this only skips the same run's row). Returns whether a row was appended.
  */
-export async function appendLedgerRow(path: string, row: LedgerRecord): Promise<void> {
+export async function appendLedgerRow(
+  path: string,
+  row: LedgerRecord,
+  options: { unlessPresent?: boolean } = {},
+): Promise<boolean> {
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
   await Deno.mkdir(dir, { recursive: true });
-  await withFileLock(path, async () => {
+  return await withFileLock(path, async () => {
     let rows: string[][] = [];
     if (await exists(path)) {
       const table = parseCsv(await Deno.readTextFile(path));
@@ -60,7 +66,10 @@ export async function appendLedgerRow(path: string, row: LedgerRecord): Promise<
       }
       rows = table.rows;
     }
-    rows.push(LEDGER_COLUMNS.map((c) => String(row[c])));
+    const cells = LEDGER_COLUMNS.map((c) => String(row[c]));
+    if (options.unlessPresent && rows.some((r) => r.join("\u0000") === cells.join("\u0000"))) return false;
+    rows.push(cells);
     await writeFileAtomic(path, formatCsv(LEDGER_COLUMNS, rows));
+    return true;
   });
 }
