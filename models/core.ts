@@ -253,6 +253,17 @@ export const ops = {
       const y = matMul(tf.reshape(x, [-1, cin]), tf.reshape(w, [cin, cout]), false, false, ctx.kernels);
       return tf.reshape(o.bias ? tf.add(y, o.bias) : y, [b, h, wd, cout]);
     }
+    if (ctx.kernels === "custom" && kh === sh && kw === sw && ph === 0 && pw === 0) {
+      // Patchify convs (ConvNeXt stem/downsampling, ConvMixer patch embedding): non-overlapping
+      // patches are a reshape + transpose, so the conv is one matmul instead of tfjs's slow
+      // Conv2D / Conv2DBackpropFilter pair.
+      const ho = Math.floor(h / kh), wo = Math.floor(wd / kw);
+      const xc = ho * kh === h && wo * kw === wd ? x : tf.slice(x, [0, 0, 0, 0], [b, ho * kh, wo * kw, cin]);
+      const rows = tf.reshape(xc, [b * ho, kh, wo, kw * cin]);
+      const patches = tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [b * ho * wo, kh * kw * cin]);
+      const y = matMul(patches, tf.reshape(w, [kh * kw * cin, cout]), false, false, ctx.kernels);
+      return tf.reshape(o.bias ? tf.add(y, o.bias) : y, [b, ho, wo, cout]);
+    }
     const padded = ph || pw ? tf.pad(x, [[0, 0], [ph, ph], [pw, pw], [0, 0]]) : x;
     const y = tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, [sh, sw], "valid");
     return o.bias ? tf.add(y, o.bias) : y;

@@ -17,6 +17,7 @@ import { initRuntime } from "../runtime/webgpu.ts";
 import { Rng } from "../runtime/rng.ts";
 import { matMul, setKernelTuning } from "../kernels/mod.ts";
 import { planMatMul } from "../kernels/matmul.ts";
+import { type Ctx, ops } from "../models/core.ts";
 import { assert } from "./assert.ts";
 
 await initRuntime();
@@ -211,5 +212,43 @@ Deno.test({
     // Square B read as Bᵀ: same shapes, wrong product.
     const { err, scale } = maxErr(await custom(a, b, M, K, N, false, true), expected);
     assert(err >= 0.1 * scale, `a transposed B went unnoticed (err ${err}, scale ${scale})`);
+  },
+});
+
+Deno.test({
+  name:
+    "patchify conv (kernel = stride, no padding) as one matmul equals the stock conv, forward and gradients",
+  ...opts,
+  fn: async () => {
+    const ctx = (kernels: "custom" | "stock"): Ctx => ({ training: true, rng: new Rng(1), kernels });
+    // ConvNeXt stem (k4), downsampling (k2, with an odd size that drops the last row/column, as
+    // PyTorch does), ConvMixer patch embedding with bias (k7).
+    const cases: Array<{ x: number[]; k: number; cout: number; bias: boolean }> = [
+      { x: [2, 8, 8, 3], k: 4, cout: 5, bias: false },
+      { x: [2, 9, 7, 6], k: 2, cout: 4, bias: true },
+      { x: [1, 14, 14, 3], k: 7, cout: 8, bias: true },
+    ];
+    for (const c of cases) {
+      const x = tf.randomNormal(c.x, 0, 1, "float32", 1);
+      const w = tf.randomNormal([c.k, c.k, c.x[3], c.cout], 0, 0.3, "float32", 2);
+      const bias = tf.randomNormal([c.cout], 0, 0.3, "float32", 3);
+      const conv = (kernels: "custom" | "stock") => (...args: tf.Tensor[]) =>
+        ops.conv2d(args[0], args[1], { stride: c.k, pad: 0, bias: args[2] }, ctx(kernels));
+      const inputs = c.bias ? [x, w, bias] : [x, w];
+      const [yc, ys] = [conv("custom")(...inputs), conv("stock")(...inputs)];
+      assert(yc.shape.join() === ys.shape.join(), `shape [${yc.shape}] != [${ys.shape}]`);
+      const dy = tf.randomNormal(ys.shape, 0, 1, "float32", 4);
+      const gc = tf.grads(conv("custom"))(inputs, dy), gs = tf.grads(conv("stock"))(inputs, dy);
+      const terms = c.k * c.k * c.x[3];
+      const pairs: Array<[string, tf.Tensor, tf.Tensor]> = [
+        ["y", yc, ys],
+        ...gc.map((g, i) => [["dx", "dw", "db"][i], g, gs[i]] as [string, tf.Tensor, tf.Tensor]),
+      ];
+      for (const [what, a, b] of pairs) {
+        const { err, scale } = maxErr(await a.data(), await b.data());
+        assert(err <= 2e-6 * terms * scale, `k${c.k} [${c.x}] ${what}: err ${err} (scale ${scale})`);
+      }
+      tf.dispose([x, w, bias, yc, ys, dy, ...gc, ...gs]);
+    }
   },
 });
