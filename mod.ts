@@ -55,6 +55,7 @@ export {
   defaultKernels,
   depthwiseConv2d,
   type KernelChoice,
+  matMul,
   setDefaultKernels,
   squeezeExcite,
 } from "./kernels/mod.ts";
