@@ -18,7 +18,14 @@ import { fusedAdamStep } from "../kernels/adam.ts";
 import { useFusedAdam } from "../train/optimizer.ts";
 import { defaultCacheDir, getDataset, prepareDataset } from "../data/datasets.ts";
 import { openCache } from "../data/cache.ts";
-import { applyOverrides, buildPreset, describePreset, type Preset, presetLabel } from "../train/presets.ts";
+import {
+  applyOverrides,
+  buildPreset,
+  describePreset,
+  type Preset,
+  presetLabel,
+  type PresetOverrides,
+} from "../train/presets.ts";
 import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
 import { appendLedgerRow, type LedgerRecord } from "../train/ledger.ts";
 import { openTrainSource } from "../train/source.ts";
@@ -54,14 +61,7 @@ export interface TrainArgs {
   dataset: string;
   data?: string;
   preset: string;
-  overrides: {
-    epochs?: number;
-    batchSize?: number;
-    imageSize?: number;
-    trainLimit?: number;
-    testLimit?: number;
-    lrMax?: number;
-  };
+  overrides: PresetOverrides;
   seed: number;
   kernels: Ctx["kernels"];
   out: string;

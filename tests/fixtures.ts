@@ -642,3 +642,20 @@ export async function writeJpegBenchSet(parent: string, n: number): Promise<stri
   }
   return root;
 }
+
+/**
+ * `deno` arguments that run `tasks/train.ts` as `deno task train` does (its narrow permissions:
+ * write only the cache and `out`), with `flags` and `--out out`.
+ */
+export function trainCliArgs(out: string, flags: string[]): string[] {
+  return [
+    "run",
+    "--allow-read",
+    `--allow-write=.cache,${out}`,
+    "--allow-ffi",
+    "--allow-env",
+    "tasks/train.ts",
+    ...flags,
+    ...["--out", out],
+  ];
+}

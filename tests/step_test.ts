@@ -20,6 +20,7 @@ import {
 import { BatchNorm2d, Conv2d, type Ctx, Linear, type Module, ops, type Params } from "../models/core.ts";
 import { registerModel } from "../models/registry.ts";
 import { makeTrainer, registerZoo } from "../tasks/bench_step.ts";
+import { CANONICAL_MODELS } from "../score/xscore.ts";
 
 async function values(t: Tensor): Promise<Float32Array> {
   return new Float32Array(await t.data());
@@ -426,24 +427,10 @@ Deno.test("training steps: custom kernels match the stock composition (tiny BN n
   await compareSteps("xs-step-tiny", 12, 3, 4, 1e-4);
 });
 
-/** The paper's 11 models (reference-spec §1). */
-const ZOO = [
-  "convmixer",
-  "convnext",
-  "efficientnet",
-  "fbnet",
-  "ghostnet",
-  "mobilenet",
-  "mobileone",
-  "mobilevit",
-  "shufflenet",
-  "starnet",
-  "tinynet",
-];
-/** MobileNetV2 runs in the default suite; the other ten take ~6 min together on llvmpipe (XS_SLOW=1). */
+/** MobileNetV2 runs in the default suite; the other ten take ~8 min together on llvmpipe (XS_SLOW=1). */
 const slow = Deno.env.get("XS_SLOW") === "1";
 
-for (const id of ZOO) {
+for (const id of CANONICAL_MODELS) {
   Deno.test({
     name: `training steps: custom kernels match the stock composition (${id}, 32 px, batch 4)`,
     ignore: id !== "mobilenet" && !slow,

@@ -12,6 +12,7 @@ import { readLedgerRecords } from "../train/ledger.ts";
 import { LEDGER_COLUMNS } from "../train/ledger.ts";
 import { decodeSafetensors } from "../train/safetensors.ts";
 import { parseCsv } from "../runtime/csv.ts";
+import { trainCliArgs } from "./fixtures.ts";
 
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 
@@ -21,26 +22,10 @@ Deno.test({
   ignore: !(await Deno.stat(FASHION_MNIST).catch(() => undefined)),
   async fn() {
     const out = await Deno.makeTempDir({ prefix: "xscore-e2e-" });
-    const args = [
-      "run",
-      "--allow-read",
-      `--allow-write=.cache,${out}`,
-      "--allow-ffi",
-      "--allow-env",
-      "tasks/train.ts",
-      "--model",
-      "mobilenet",
-      "--dataset",
-      "fashion-mnist",
-      "--image-size",
-      "32",
-      "--train-limit",
-      "4000",
-      "--epochs",
-      "2",
-      "--out",
-      out,
-    ];
+    const args = trainCliArgs(out, [
+      ...["--model", "mobilenet", "--dataset", "fashion-mnist", "--image-size", "32"],
+      ...["--train-limit", "4000", "--epochs", "2"],
+    ]);
     const t0 = performance.now();
     const proc = await new Deno.Command("deno", { args, stdout: "piped", stderr: "piped" }).output();
     const stdout = new TextDecoder().decode(proc.stdout), stderr = new TextDecoder().decode(proc.stderr);

@@ -8,23 +8,17 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
+import { trainCliArgs } from "./fixtures.ts";
 
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 const haveData = Boolean(await Deno.stat(FASHION_MNIST).catch(() => undefined));
 
 function trainArgs(out: string, extra: string[] = []): string[] {
-  return [
-    "run",
-    "--allow-read",
-    `--allow-write=.cache,${out}`,
-    "--allow-ffi",
-    "--allow-env",
-    "tasks/train.ts",
+  return trainCliArgs(out, [
     ...["--model", "tinynet", "--dataset", "fashion-mnist", "--image-size", "32", "--batch-size", "8"],
     ...["--train-limit", "48", "--test-limit", "16", "--epochs", "2", "--seed", "5", "--log-every", "1"],
-    ...["--out", out],
     ...extra,
-  ];
+  ]);
 }
 
 async function train(out: string, extra: string[] = []): Promise<string> {

@@ -10,6 +10,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
 import "../models/zoo.ts";
 import { MODELS } from "../models/registry.ts";
+import { trainCliArgs } from "./fixtures.ts";
 
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 const slow = Deno.env.get("XS_SLOW") === "1";
@@ -21,16 +22,10 @@ for (const id of Object.keys(MODELS).sort()) {
     ignore: !slow || !haveData,
     async fn() {
       const out = await Deno.makeTempDir({ prefix: `xscore-zoo-${id}-` });
-      const args = [
-        "run",
-        "--allow-read",
-        `--allow-write=.cache,${out}`,
-        "--allow-ffi",
-        "--allow-env",
-        "tasks/train.ts",
+      const args = trainCliArgs(out, [
         ...["--model", id, "--dataset", "fashion-mnist", "--image-size", "32", "--batch-size", "16"],
-        ...["--train-limit", "64", "--test-limit", "64", "--epochs", "1", "--out", out],
-      ];
+        ...["--train-limit", "64", "--test-limit", "64", "--epochs", "1"],
+      ]);
       const proc = await new Deno.Command("deno", { args, stdout: "piped", stderr: "piped" }).output();
       const stderr = new TextDecoder().decode(proc.stderr);
       assertEquals(proc.code, 0, `${id} failed:\n${stderr.slice(-2000)}`);
