@@ -11,7 +11,7 @@ import { runMain, UserError } from "../runtime/errors.ts";
 import { writeFileAtomic } from "../runtime/fs.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
 import { applyOverrides, buildPreset, presetLabel } from "../train/presets.ts";
-import { parseTrainArgs } from "./train.ts";
+import { parseTrainArgs } from "../train/run.ts";
 import "../models/zoo.ts";
 import { modelSpec } from "../models/registry.ts";
 import { getDataset } from "../data/datasets.ts";
