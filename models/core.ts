@@ -190,6 +190,13 @@ export interface Ctx {
   kernels: KernelChoice;
   /** Set in meta mode: operation counts accumulate here. */
   counts?: OpCounts;
+  /**
+   * Meta mode only: called by every op that takes a context, with the op's name, its tensor inputs,
+   * its output and its options, so a forward's shapes can be read (models/inspect.ts) without
+   * replacing any op. Ops without a context (elementwise, shape changes, pooling) are seen through
+   * the inputs of the ops that consume their results.
+   */
+  trace?: (op: string, inputs: readonly Tensor[], output: Tensor, options?: object) => void;
 }
 
 function isMeta(x: unknown): boolean {
@@ -206,6 +213,11 @@ function numel(shape: readonly number[]): number {
 }
 function convOut(size: number, k: number, s: number, p: number): number {
   return Math.floor((size + 2 * p - k) / s) + 1;
+}
+/** Reports a meta-mode op to `ctx.trace` (if any) and returns its output. */
+function traced(ctx: Ctx, op: string, inputs: Tensor[], output: Tensor, options?: object): Tensor {
+  ctx.trace?.(op, inputs, output, options);
+  return output;
 }
 function seedFrom(ctx: Ctx): number {
   return ctx.rng.nextUint32();
@@ -242,7 +254,7 @@ export const ops = {
       const macs = b * oh * ow * cout * (o.depthwise ? 1 : cin) * kh * kw;
       ctx.counts!.macs += macs;
       ctx.counts!.fvFlops += macs;
-      return meta([b, oh, ow, cout]);
+      return traced(ctx, "conv2d", [x, w], meta([b, oh, ow, cout]), o);
     }
     if (o.depthwise) {
       const y = depthwiseConv2d(x, w, { strides: [sh, sw], pad: [ph, pw] }, ctx.kernels);
@@ -277,7 +289,7 @@ export const ops = {
       const macs = numel(shp(x).slice(0, -1)) * nin * nout;
       ctx.counts!.macs += macs;
       ctx.counts!.fvFlops += macs;
-      return meta(outShape);
+      return traced(ctx, "linear", [x, w], meta(outShape));
     }
     const y = matMul(x.rank === 2 ? x : tf.reshape(x, [-1, nin]), w, false, false, ctx.kernels);
     const yb = bias ? tf.add(y, bias) : y;
@@ -292,7 +304,7 @@ export const ops = {
       const k = transposeA ? shp(a)[r - 2] : shp(a)[r - 1];
       const n = transposeB ? shp(b)[r - 2] : shp(b)[r - 1];
       ctx.counts!.macs += numel(shp(a).slice(0, -2)) * m * n * k;
-      return meta([...shp(a).slice(0, -2), m, n]);
+      return traced(ctx, "matMul", [a, b], meta([...shp(a).slice(0, -2), m, n]));
     }
     return tf.matMul(a, b, transposeA, transposeB);
   },
@@ -306,7 +318,7 @@ export const ops = {
   batchNorm(x: Tensor, bn: BatchNormParams, ctx: Ctx, act: Activation = "identity"): Tensor {
     if (isMeta(x)) {
       ctx.counts!.fvFlops += 2 * numel(shp(x));
-      return meta(shp(x));
+      return traced(ctx, "batchNorm", [x], meta(shp(x)));
     }
     if (!ctx.training) {
       return ops.act(tf.batchNorm(x, bn.runningMean, bn.runningVar, bn.beta, bn.gamma, bn.eps), act);
@@ -330,7 +342,7 @@ export const ops = {
   layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: number, ctx: Ctx, fvCounted = true): Tensor {
     if (isMeta(x)) {
       if (fvCounted) ctx.counts!.fvFlops += 5 * numel(shp(x));
-      return meta(shp(x));
+      return traced(ctx, "layerNorm", [x], meta(shp(x)));
     }
     const { mean, variance } = tf.moments(x, [x.rank - 1], true);
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta);
@@ -417,7 +429,7 @@ export const ops = {
   globalAvgPool(x: Tensor, ctx: Ctx, fvCounted = true): Tensor {
     if (isMeta(x)) {
       if (fvCounted) ctx.counts!.fvFlops += numel(shp(x));
-      return meta([shp(x)[0], shp(x)[3]]);
+      return traced(ctx, "globalAvgPool", [x], meta([shp(x)[0], shp(x)[3]]));
     }
     return tf.mean(x, [1, 2]);
   },
@@ -442,7 +454,7 @@ export const ops = {
   resizeNearest(x: Tensor, h: number, w: number, ctx: Ctx): Tensor {
     if (isMeta(x)) {
       ctx.counts!.fvFlops += shp(x)[0] * h * w * shp(x)[3];
-      return meta([shp(x)[0], h, w, shp(x)[3]]);
+      return traced(ctx, "resizeNearest", [x], meta([shp(x)[0], h, w, shp(x)[3]]));
     }
     return tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [h, w], false, false);
   },
@@ -482,7 +494,7 @@ export const ops = {
     if (isMeta(x)) {
       ctx.counts!.fvFlops += (o.poolCounted === false ? 0 : numel(shp(x))) + 2 * b * c * cr;
       ctx.counts!.macs += 2 * b * c * cr;
-      return x;
+      return traced(ctx, "squeezeExcite", [x, p.w1, p.b1, p.w2, p.b2], x, o);
     }
     return squeezeExcite(
       x,

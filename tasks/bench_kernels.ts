@@ -10,7 +10,7 @@
  *
  * Shapes come from {@link zooKernelShapes}: every registered model's depthwise, SE and 1×1-conv
  * calls (128 distinct depthwise/SE shapes for the 11 models, plus the 1×1 convs; on llvmpipe a full run takes hours, so restrict it with
- * --models), or the MobileNetV2/EfficientNet-B0 fallback list when models/ cannot be loaded.
+ * --models).
  *
  * Flags: --quick (three shapes, one round), --models id,id, --match s,s (shapes whose label
  * contains one of the substrings, e.g. "k7x7,hardsigmoid"), --batch N, --size N, --rounds N,
@@ -24,7 +24,8 @@ import { tf } from "../runtime/tf.ts";
 import { runMain, UserError } from "../runtime/errors.ts";
 import { assertGpuHealthy, initRuntime } from "../runtime/webgpu.ts";
 import { depthwiseConv2d, type KernelChoice, matMul, type SeOptions, squeezeExcite } from "../kernels/mod.ts";
-import { describeShape, zooKernelShapes, type ZooLayerShape } from "../kernels/zoo_shapes.ts";
+import { describeShape, type ZooLayerShape } from "../kernels/zoo_shapes.ts";
+import { zooKernelShapes } from "../models/inspect.ts";
 import { Rng } from "../runtime/rng.ts";
 
 interface Row {
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
   }
   const facts = await initRuntime();
   const models = values.models?.split(",").map((m) => m.trim()).filter((m) => m !== "");
-  const zoo = await zooKernelShapes(size, models);
+  const zoo = zooKernelShapes(size, models);
   const match = values.match?.split(",").filter((m) => m !== "");
   let shapes = zoo.shapes.filter((s) =>
     (values.only === undefined || s.kind === values.only) &&
@@ -232,9 +233,7 @@ async function main(): Promise<void> {
   }
   const limit = facts.limits.maxStorageBufferBindingSize;
   console.log(`# bench:kernels: custom WGSL vs stock tfjs (${size}x${size}, batch ${batch})`);
-  const source = zoo.source === "registry"
-    ? `model registry (${models?.join(", ") ?? "all models"})`
-    : "fallback list (MobileNetV2, EfficientNet-B0; models/ not loadable)";
+  const source = `model registry (${models?.join(", ") ?? "all models"})`;
   const limitMiB = (limit / 2 ** 20).toFixed(0);
   console.log(
     `adapter: ${facts.description} (${facts.backend}); maxStorageBufferBindingSize ${limitMiB} MiB`,

@@ -20,7 +20,7 @@
 import { tf } from "../runtime/tf.ts";
 import { assertGpuHealthy, initRuntime } from "../runtime/webgpu.ts";
 import { Rng } from "../runtime/rng.ts";
-import { zooKernelShapes } from "../kernels/zoo_shapes.ts";
+import { zooKernelShapes } from "../models/inspect.ts";
 import { dwGeometry } from "../kernels/depthwise.ts";
 import { seShape } from "../kernels/se.ts";
 import { matMulShape } from "../kernels/matmul.ts";
