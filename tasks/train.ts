@@ -11,7 +11,8 @@ import { Rng } from "../runtime/rng.ts";
 import { tf } from "../runtime/tf.ts";
 import "../models/zoo.ts";
 import { buildModel, modelSpec } from "../models/registry.ts";
-import { MetaTensor, type ModelOptions, ops, Params, type Tensor } from "../models/core.ts";
+import type { ModelOptions } from "../models/core.ts";
+import { largestActivation } from "../models/inspect.ts";
 import { setDefaultKernels } from "../kernels/mod.ts";
 import { fusedAdamStep } from "../kernels/adam.ts";
 import { useFusedAdam } from "../train/optimizer.ts";
@@ -24,53 +25,6 @@ import { openTrainSource } from "../train/source.ts";
 import { parseTrainArgs, runName, TRAIN_USAGE, type TrainArgs } from "../train/run.ts";
 
 const USAGE = TRAIN_USAGE;
-
-/**
- * The largest single tensor (elements) of one training forward at batch `batch`, from meta-mode
- * shapes: every op's inputs and outputs plus padded conv/pool inputs. Backward tensors have the
- * same shapes as forward ones.
- */
-export function largestActivation(
-  modelId: string,
-  o: ModelOptions,
-  batch: number,
-): { elements: number; where: string } {
-  const spec = modelSpec(modelId);
-  const opts = { ...spec.defaults, ...o };
-  const net = spec.build(new Params(0, true), opts);
-  const s = opts.imageSize;
-  let best = { elements: batch * s * s * 3, where: `input [${batch},${s},${s},3]` };
-  const see = (t: unknown, name: string, extra = 0) => {
-    if (!(t instanceof MetaTensor)) return;
-    const [b, h, w, c] = t.shape;
-    const n = t.shape.length === 4 && extra ? b * (h + 2 * extra) * (w + 2 * extra) * c : t.size;
-    if (n > best.elements) best = { elements: n, where: `${name} [${t.shape}]` };
-  };
-  const original = { ...ops };
-  const table = ops as unknown as Record<string, (...a: unknown[]) => unknown>;
-  for (const [name, fn] of Object.entries(original) as [string, (...a: unknown[]) => unknown][]) {
-    table[name] = (...args: unknown[]) => {
-      const out = fn(...args);
-      for (const t of [args[0], out].flat()) see(t, name);
-      if (name === "conv2d") {
-        const w = args[1] as MetaTensor, pad = (args[2] as { pad?: number | number[] }).pad;
-        see(args[0], "padded conv input", Math.max(...[pad ?? (w.shape[0] - 1) / 2].flat()));
-      }
-      return out;
-    };
-  }
-  try {
-    net.apply(new MetaTensor([batch, s, s, 3]) as unknown as Tensor, {
-      training: true,
-      rng: new Rng(0),
-      kernels: "stock",
-      counts: { macs: 0, fvFlops: 0 },
-    });
-  } finally {
-    Object.assign(ops, original);
-  }
-  return best;
-}
 
 /** The git commit of the working tree (for the ledger's `version`), or "unknown". */
 async function gitVersion(): Promise<string> {

@@ -20,7 +20,7 @@ import { decodeSafetensors, encodeSafetensors, transpose } from "../train/safete
 import { appendLedgerRow, LEDGER_COLUMNS, type LedgerRecord, readLedgerRecords } from "../train/ledger.ts";
 import { NonFiniteLossError, runPaths, SimulatedKill, train, type TrainSource } from "../train/loop.ts";
 import { applyOverrides, buildPreset, describePreset, presetLabel } from "../train/presets.ts";
-import { largestActivation } from "../tasks/train.ts";
+import { largestActivation } from "../models/inspect.ts";
 import { parseSweepArgs, pendingCells, slurmScript } from "../tasks/sweep.ts";
 
 // ---------------------------------------------------------------- schedule
