@@ -59,3 +59,51 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, staleM
     await Deno.remove(lock).catch(() => {});
   }
 }
+
+/** Options of {@link tryFlock} / {@link flockWait}. */
+export interface FlockOptions {
+  /** How long to wait for another holder before giving up (default 0: try once). */
+  waitMs?: number;
+  /** Called once when the lock is busy and waiting starts, with the holder's pid if it wrote one. */
+  onWait?: (holder: string) => void;
+}
+
+/**
+ * Takes an exclusive advisory lock (flock) on `path`, creating the file, and writes this process's
+ * pid into it. The kernel drops the lock when the process dies, so a killed holder never leaves a
+ * stale lock (unlike {@link withFileLock}'s lock files), which suits locks held for minutes or
+ * hours (a dataset preparation, a training run). Polls until `waitMs` has passed; returns the open
+ * file (close it to release), or undefined when the lock is still held by someone else.
+ */
+export async function tryFlock(path: string, opts: FlockOptions = {}): Promise<Deno.FsFile | undefined> {
+  const file = await Deno.open(path, { read: true, write: true, create: true });
+  const deadline = Date.now() + (opts.waitMs ?? 0);
+  for (let attempt = 0;; attempt++) {
+    if (await file.tryLock(true)) break;
+    if (Date.now() >= deadline) {
+      file.close();
+      return undefined;
+    }
+    if (attempt === 0) opts.onWait?.((await Deno.readTextFile(path).catch(() => "")).trim());
+    await new Promise((r) => setTimeout(r, Math.min(100 * (attempt + 1), 2000)));
+  }
+  await file.truncate(0);
+  await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+  return file;
+}
+
+/** True if another process holds the flock on `path` (a missing file is not held). */
+export async function flockHeld(path: string): Promise<boolean> {
+  const file = await Deno.open(path, { read: true }).catch((err) => {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  });
+  if (!file) return false;
+  try {
+    // A shared lock is granted unless someone holds the exclusive one; it is released at once.
+    const free = await file.tryLock(false);
+    return !free;
+  } finally {
+    file.close();
+  }
+}

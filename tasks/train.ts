@@ -22,7 +22,14 @@ import { applyOverrides, buildPreset, describePreset, type Preset, presetLabel }
 import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
 import { appendLedgerRow, type LedgerRecord } from "../train/ledger.ts";
 import { openTrainSource } from "../train/source.ts";
-import { parseTrainArgs, runName, TRAIN_USAGE, type TrainArgs } from "../train/run.ts";
+import {
+  lockRunFolder,
+  parseTrainArgs,
+  runName,
+  TRAIN_USAGE,
+  type TrainArgs,
+  withPrepareLock,
+} from "../train/run.ts";
 
 const USAGE = TRAIN_USAGE;
 
@@ -45,8 +52,12 @@ async function gitVersion(): Promise<string> {
 async function ensureCache(dataset: string, root: string | undefined) {
   const dir = defaultCacheDir(dataset);
   if (!(await exists(`${dir}/manifest.json`))) {
-    console.log(`no cache for ${dataset} in ${dir}: preparing it (once)`);
-    await prepareDataset({ dataset, root, cacheDir: dir });
+    // Concurrent trainings (a Slurm array) prepare once: the others wait, then find the manifest.
+    await withPrepareLock(dir, async () => {
+      if (await exists(`${dir}/manifest.json`)) return;
+      console.log(`no cache for ${dataset} in ${dir}: preparing it (once)`);
+      await prepareDataset({ dataset, root, cacheDir: dir });
+    });
   }
   return await openCache(dir);
 }
@@ -57,6 +68,7 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   modelSpec(a.model);
   const preset: Preset = applyOverrides(buildPreset(a.preset, a.model, a.dataset), a.overrides);
   const dir = `${a.out}/${runName(a.model, a.dataset, presetLabel(preset), a.seed)}`;
+  await lockRunFolder(dir);
   const paths = runPaths(dir);
   const done = `${dir}/done.json`;
   if (!a.resume && (await exists(paths.checkpoint)) && !(await exists(done))) {

@@ -7,8 +7,9 @@
  */
 import { parseArgs } from "node:util";
 import { UserError } from "../runtime/errors.ts";
+import { flockHeld, tryFlock } from "../runtime/fs.ts";
 import type { Ctx } from "../models/core.ts";
-import type { PresetOverrides } from "./presets.ts";
+import { applyOverrides, buildPreset, type Preset, presetLabel, type PresetOverrides } from "./presets.ts";
 
 /** Usage text of `deno task train` (also printed by errors of {@link parseTrainArgs}). */
 export const TRAIN_USAGE = `usage: deno task train --model M [--dataset D] [options]
@@ -121,4 +122,81 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
  */
 export function runName(model: string, dataset: string, label: string, seed: number): string {
   return `${model}_${dataset}_${label.replaceAll(";", "-").replaceAll("=", "")}_s${seed}`;
+}
+
+/** The preset a parsed command line trains with (the named preset plus the flags' overrides). */
+export function argsPreset(a: TrainArgs): Preset {
+  return applyOverrides(buildPreset(a.preset, a.model, a.dataset), a.overrides);
+}
+
+/** The run folder of a parsed command line: `OUT/<runName>`. */
+export function runDir(a: TrainArgs, preset: Preset = argsPreset(a)): string {
+  return `${a.out}/${runName(a.model, a.dataset, presetLabel(preset), a.seed)}`;
+}
+
+/** The lock file a training holds in its run folder while it runs. */
+export const RUN_LOCK = ".running.lock";
+
+/** Run-folder locks held by this process (released when it exits). */
+const heldRunLocks = new Map<string, Deno.FsFile>();
+
+/**
+ * Locks run folder `dir` for this process until it exits (an flock on `dir/.running.lock`, which
+ * the kernel drops if the process dies), so two processes never train one configuration at once
+ * and the sweep can tell a running cell from a stopped one. A busy folder is a {@link UserError}
+ * naming the holder's pid. Waits a few seconds first: a sweep probing the lock holds it for an
+ * instant.
+ */
+export async function lockRunFolder(dir: string, waitMs = 5_000): Promise<void> {
+  if (heldRunLocks.has(dir)) return;
+  await Deno.mkdir(dir, { recursive: true });
+  const lock = await tryFlock(`${dir}/${RUN_LOCK}`, { waitMs });
+  if (!lock) {
+    const holder = (await Deno.readTextFile(`${dir}/${RUN_LOCK}`).catch(() => "")).trim();
+    throw new UserError(
+      `${dir} is being trained by another process${holder ? ` (pid ${holder})` : ""}; ` +
+        `wait for it to finish, or stop it and rerun with --resume`,
+    );
+  }
+  heldRunLocks.set(dir, lock);
+}
+
+/** True if a live process is training in run folder `dir` (it holds the folder's lock). */
+export function runFolderBusy(dir: string): Promise<boolean> {
+  return flockHeld(`${dir}/${RUN_LOCK}`);
+}
+
+/** How long a training waits for another process's preparation of the same dataset (6 h). */
+export const PREPARE_WAIT_MS = 6 * 3600_000;
+
+/**
+ * Runs `fn` (a dataset preparation into `cacheDir`) while holding an flock on `cacheDir + ".lock"`,
+ * waiting up to `waitMs` for another process's preparation to end first. Concurrent trainings (the
+ * tasks of a Slurm array) that need one unprepared dataset thus prepare it once: the first builds,
+ * the others wait, then find it ready. A timeout is a {@link UserError}.
+ */
+export async function withPrepareLock<T>(
+  cacheDir: string,
+  fn: () => Promise<T>,
+  waitMs = PREPARE_WAIT_MS,
+): Promise<T> {
+  const path = `${cacheDir.replace(/\/+$/, "")}.lock`;
+  const parent = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  await Deno.mkdir(parent, { recursive: true });
+  const lock = await tryFlock(path, {
+    waitMs,
+    onWait: (holder) =>
+      console.log(`waiting for ${holder ? `pid ${holder}` : "another process"} to prepare ${cacheDir}`),
+  });
+  if (!lock) {
+    throw new UserError(
+      `${cacheDir} is still being prepared by another process after ${Math.round(waitMs / 1000)} s ` +
+        `(lock ${path}); rerun when it has finished`,
+    );
+  }
+  try {
+    return await fn();
+  } finally {
+    lock.close();
+  }
 }
