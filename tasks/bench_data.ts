@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { runMain, UserError } from "../runtime/errors.ts";
 import { exists, writeFileAtomic } from "../runtime/fs.ts";
 import { DATASETS, defaultCacheDir, prepareDataset } from "../data/datasets.ts";
-import { writeJpegBenchSet } from "../tests/fixtures.ts";
+import { writeJpegBenchSet } from "../data/synthetic.ts";
 import { openCache } from "../data/cache.ts";
 import { fromCacheSplit, type ImageSource } from "../data/loader.ts";
 import { type DatasetProtocol, paperProtocol, referenceProtocol } from "../data/protocol.ts";

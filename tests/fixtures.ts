@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import sharp from "sharp";
 import { Rng } from "../runtime/rng.ts";
+import { IMAGENETTE_WNIDS } from "../data/synthetic.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -421,18 +422,7 @@ async function solidImage(
 }
 
 /** The ten Imagenette wnids (sorted = class order). */
-export const WNIDS = [
-  "n01440764",
-  "n02102040",
-  "n02979186",
-  "n03000684",
-  "n03028079",
-  "n03394916",
-  "n03417042",
-  "n03425413",
-  "n03445777",
-  "n03888605",
-];
+export const WNIDS = IMAGENETTE_WNIDS;
 
 /**
  * Imagenette2-160 layout: `imagenette2-160/{train,val}/<wnid>/<wnid>_<k>.JPEG`, the wnid folders
@@ -619,28 +609,6 @@ export async function writeImageFolder(root: string) {
   // Not an image extension: ImageFolder ignores it.
   await write(join(root, "train/dog/notes.txt"), "ignored\n");
   return { root, classes, ...out, corrupt: ["train/cat/zz_garbage.jpg", "train/dog/zz_truncated.jpg"] };
-}
-
-/**
- * An Imagenette-like benchmark set: `n` JPEGs of 213x160 (short side 160) with random blocks, in
- * ten class folders, for prepare-throughput measurements.
- */
-export async function writeJpegBenchSet(parent: string, n: number): Promise<string> {
-  const root = join(parent, "imagenette2-160");
-  const rng = new Rng(5);
-  for (let i = 0; i < n; i++) {
-    const split = Math.floor(i / 10) % 5 === 4 ? "val" : "train";
-    const c = i % 10;
-    const w = 213, h = 160;
-    // Smooth-ish content (8x8 random blocks upscaled) compresses like photos rather than noise.
-    const small = Uint8Array.from({ length: 27 * 20 * 3 }, () => rng.nextUint32() & 0xff);
-    const jpeg = await sharp(small, { raw: { width: 27, height: 20, channels: 3 } })
-      .resize(w, h, { kernel: "cubic" })
-      .jpeg({ quality: 90 })
-      .toBuffer();
-    await write(join(root, split, WNIDS[c], `${WNIDS[c]}_${i}.JPEG`), new Uint8Array(jpeg));
-  }
-  return root;
 }
 
 /**

@@ -26,20 +26,6 @@ import {
   statOrUndefined,
 } from "./common.ts";
 
-/** The ten Imagenette wnids in sorted (class-index) order. */
-export const IMAGENETTE_WNIDS = [
-  "n01440764",
-  "n02102040",
-  "n02979186",
-  "n03000684",
-  "n03028079",
-  "n03394916",
-  "n03417042",
-  "n03425413",
-  "n03445777",
-  "n03888605",
-];
-
 async function hasDirs(dir: string, subs: string[]): Promise<boolean> {
   for (const s of subs) if (!(await statOrUndefined(join(dir, s)))?.isDirectory) return false;
   return true;
