@@ -15,17 +15,84 @@ export class UserError extends Error {
   }
 }
 
+/** A bad command line (unknown flag, bad value): one line, then the task's usage, exit 2. */
+export class UsageError extends UserError {
+  /** The task's usage text. */
+  readonly usage: string;
+  constructor(message: string, usage: string) {
+    super(message, 2);
+    this.name = "UsageError";
+    this.usage = usage;
+  }
+}
+
+/** `--help` was given: runMain prints the usage to stdout and exits 0. */
+export class HelpRequested extends Error {
+  /** The task's usage text. */
+  readonly usage: string;
+  constructor(usage: string) {
+    super("help requested");
+    this.name = "HelpRequested";
+    this.usage = usage;
+  }
+}
+
 /**
- * Runs a task's main function: a {@link UserError} prints `error: <message>` and exits with its
- * code; any other error prints its stack and exits 1.
+ * File-system errors that come from the user's paths or environment, never from a bug: their
+ * messages already name the path (`Is a directory (os error 21): open '/x'`), so one line is enough.
+ */
+const ENVIRONMENT_ERRORS = [
+  "NotFound",
+  "PermissionDenied",
+  "NotCapable",
+  "AlreadyExists",
+  "IsADirectory",
+  "NotADirectory",
+  "FilesystemLoop",
+  "InvalidData",
+  "UnexpectedEof",
+  "WriteZero",
+  "StorageFull",
+  "ReadOnlyFileSystem",
+  "FileTooLarge",
+] as const;
+
+/** The one-line message and exit code for `err` when it is a user/environment error, else undefined. */
+export function userFacing(err: unknown): { message: string; exitCode: number } | undefined {
+  if (err instanceof UserError) return { message: err.message, exitCode: err.exitCode };
+  const errors = Deno.errors as unknown as Record<string, ErrorConstructor | undefined>;
+  for (const name of ENVIRONMENT_ERRORS) {
+    const cls = errors[name];
+    if (cls && err instanceof cls) {
+      const line = String((err as Error).message).split("\n")[0];
+      const hint = name === "NotCapable"
+        ? "; the task's permissions are in deno.json (see README), choose a path they allow"
+        : "";
+      return { message: `${line}${hint}`, exitCode: 2 };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Runs a task's main function: `--help` ({@link HelpRequested}) prints the usage and exits 0; a
+ * {@link UserError} or a file-system error of the user's environment prints `error: <message>` (a
+ * {@link UsageError} adds the usage) and exits with its code (2, or 3 for divergence); any other
+ * error is a bug: its stack is printed and the exit code is 1.
  */
 export async function runMain(main: () => Promise<void> | void): Promise<void> {
   try {
     await main();
   } catch (err) {
-    if (err instanceof UserError) {
-      console.error(`error: ${err.message}`);
-      Deno.exit(err.exitCode);
+    if (err instanceof HelpRequested) {
+      console.log(err.usage);
+      Deno.exit(0);
+    }
+    const user = userFacing(err);
+    if (user) {
+      console.error(`error: ${user.message}`);
+      if (err instanceof UsageError) console.error(err.usage);
+      Deno.exit(user.exitCode);
     }
     console.error(err);
     Deno.exit(1);

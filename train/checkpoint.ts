@@ -12,6 +12,7 @@ import { UserError } from "../runtime/errors.ts";
 import type { Params } from "../models/core.ts";
 import type { AdamState } from "./optimizer.ts";
 import { decodeSafetensors, encodeSafetensors, type StTensor } from "./safetensors.ts";
+import { firstNonFinite } from "./health.ts";
 
 /** Checkpoint format version (bumped on incompatible changes). */
 export const CHECKPOINT_FORMAT = 1;
@@ -58,7 +59,7 @@ export async function saveCheckpoint(
  * metadata. Throws UserError when the file belongs to another model or format.
  */
 export async function loadCheckpoint(path: string, params: Params, adam: AdamState): Promise<CheckpointMeta> {
-  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path));
+  const { tensors, metadata, meta } = await readCheckpointFile(path);
   if (metadata.format !== String(CHECKPOINT_FORMAT)) {
     throw new UserError(
       `${path}: checkpoint format ${metadata.format}, expected ${CHECKPOINT_FORMAT}; start a new run`,
@@ -77,6 +78,9 @@ export async function loadCheckpoint(path: string, params: Params, adam: AdamSta
   }
   if (tensors.size !== params.entries.length + 2) throw mismatch("parameter count differs");
   if (metadata.adam_sizes !== JSON.stringify(adam.sizes)) throw mismatch("optimizer layout differs");
+  for (const k of ["adam/m", "adam/v"]) {
+    if (tensors.get(k)?.data.length !== adam.m.size) throw mismatch(`${k} does not cover the model`);
+  }
   tf.tidy(() => {
     for (const e of params.entries) {
       e.variable!.assign(tf.tensor(tensors.get(`param/${e.name}`)!.data as Float32Array, e.shape, "float32"));
@@ -85,5 +89,52 @@ export async function loadCheckpoint(path: string, params: Params, adam: AdamSta
     adam.v.assign(tf.tensor(tensors.get("adam/v")!.data as Float32Array, [adam.v.size], "float32"));
   });
   adam.step = Number(metadata.adam_step);
-  return JSON.parse(metadata.meta) as CheckpointMeta;
+  return meta;
+}
+
+/**
+ * Reads and validates a checkpoint file without touching any model: a truncated or tampered file
+ * (bad header, offsets, sizes or metadata) and a tensor holding NaN/Inf are one-line
+ * {@link UserError}s naming the file (and the first bad tensor), so a resume never trains on them.
+ */
+export async function readCheckpointFile(
+  path: string,
+): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string>; meta: CheckpointMeta }> {
+  const bytes = await Deno.readFile(path);
+  const corrupt = (what: string) =>
+    new UserError(
+      `${path}: corrupt checkpoint (${what}); remove it to start the run afresh, or restore a good copy`,
+    );
+  let decoded;
+  try {
+    decoded = decodeSafetensors(bytes);
+  } catch (err) {
+    throw corrupt(String((err as Error).message ?? err).replace(/^safetensors: /, ""));
+  }
+  const { tensors, metadata } = decoded;
+  for (const [name, t] of tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (!Array.isArray(t.shape) || t.data.length !== n) {
+      throw corrupt(`${name} holds ${t.data.length} values for shape [${t.shape}]`);
+    }
+  }
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(metadata?.meta ?? "") as CheckpointMeta;
+  } catch {
+    throw corrupt("unreadable metadata");
+  }
+  if (!meta || typeof meta.epochsDone !== "number" || !meta.rngs || !meta.run) {
+    throw corrupt("metadata lacks epochsDone/rngs/run");
+  }
+  const bad = firstNonFinite(
+    [...tensors].filter(([, t]) => t.dtype === "F32").map(([name, t]) => [name, t.data as Float32Array]),
+  );
+  if (bad) {
+    throw new UserError(
+      `${path}: ${bad.name} holds ${bad.value} (element ${bad.index}): the run had diverged when this ` +
+        `checkpoint was written; it cannot be resumed. Remove it to start afresh with a lower --lr-max`,
+    );
+  }
+  return { tensors, metadata, meta };
 }

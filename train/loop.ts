@@ -19,6 +19,7 @@ import { countCorrect, cutmixSmoothedCrossEntropy } from "./loss.ts";
 import { describeSchedule, lrAt, type ScheduleSpec } from "./schedule.ts";
 import { type CheckpointMeta, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { encodeSafetensors, torchStateDict } from "./safetensors.ts";
+import { assertFiniteState, lastGood } from "./health.ts";
 
 /** Where batches come from (an adapter over the data pipeline's loader, or synthetic data in tests). */
 export interface TrainSource {
@@ -194,6 +195,13 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
       evalSeconds += rec.eval_seconds;
       const perEpoch = ((performance.now() - sessionStart) / 1000) / (epoch + 1 - start);
       log(summaryLine(rec, epochs, perEpoch * (epochs - epoch - 1)));
+      // Weights, BN statistics and Adam moments can hold NaN/Inf while the loss is finite (train/health.ts).
+      await assertFiniteState(
+        model.params,
+        adam,
+        `after epoch ${epoch + 1}`,
+        lastGood(paths.checkpoint, epoch),
+      );
       await writeFileAtomic(paths.epochs, formatCsv(Object.keys(rec), history.map((r) => Object.values(r))));
       const meta: CheckpointMeta = {
         epochsDone: epoch + 1,
