@@ -1,0 +1,237 @@
+/**
+ * `deno task report`: one self-contained `index.html` (inline SVG charts, an inline script for the
+ * interactive panel, no network) and `report.md` from a results ledger and its run folders: the
+ * accuracy matrix beside the paper's Table 3, the xScore with bootstrap intervals over seeds and
+ * datasets and leave-one-dataset-out stability, the training curves, parameters/FLOPs, the
+ * Imagenette-vs-xScore figure and the provenance of every number.
+ *
+ * Everything is read and rendered before the first file is written; each file is written atomically.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { runMain, UserError } from "../runtime/errors.ts";
+import { writeFileAtomic } from "../runtime/fs.ts";
+import { canonicalDatasetId, parseDecimal } from "../score/ledger.ts";
+import { DEFAULT_LAMBDA, SUITES } from "../score/xscore.ts";
+import { buildReportData, type ModelCost, PAPER_LABEL, type ReportData } from "../score/report/data.ts";
+import { imagenetteSvg, rankingChartFile, renderHtml, renderMarkdown } from "../score/report/page.ts";
+import { countModelOps, MODELS } from "../models/registry.ts";
+import "../models/zoo.ts";
+
+const USAGE = `deno task report [options]
+
+Writes OUT/index.html (self-contained: open it in any browser, no network) and OUT/report.md
+(+ ranking.svg, imagenette-vs-xscore.svg) from a results ledger and its run folders.
+
+  --results FILE...     ledger(s); repeatable (default: ${PAPER_LABEL}, the paper's Table 3)
+  --runs DIR            run folders with metrics.jsonl / epochs.csv (default: the first ledger's
+                        folder when --results is given)
+  --suite full|proxy4   datasets to score (default: every dataset with results for 2+ models)
+  --datasets a,b,...    datasets to score
+  --lambda X            variance weight in [0,1] (default ${DEFAULT_LAMBDA}); the page lets you change it
+  --bounds observed|reference
+                        normalisation anchors (default observed; reference = Table 3's extremes)
+  --bootstrap N         bootstrap replicates (default 1000)
+  --seed S              seed of the bootstrap (default 1)
+  --out DIR             output folder (default results/report; deno task report may write only under results/)
+  --help                this text`;
+
+interface Options {
+  files: string[];
+  runs?: string;
+  datasets?: string[];
+  lambda: number;
+  bounds: "observed" | "reference";
+  replicates: number;
+  seed: number;
+  out: string;
+}
+
+function parseOptions(args: string[]): Options | undefined {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        results: { type: "string", multiple: true },
+        runs: { type: "string" },
+        suite: { type: "string" },
+        datasets: { type: "string" },
+        lambda: { type: "string" },
+        bounds: { type: "string" },
+        bootstrap: { type: "string" },
+        seed: { type: "string" },
+        out: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    throw new UserError(`${(err as Error).message.replace(/\s*\n\s*/g, " ").replace(/\.$/, "")}; see --help`);
+  }
+  const v = parsed.values;
+  if (v.help) return undefined;
+  if (parsed.positionals.length > 0 && !v.results) {
+    throw new UserError(
+      `unexpected argument "${parsed.positionals[0]}"; pass ledgers with --results FILE; see --help`,
+    );
+  }
+  const files = [...(v.results ?? []), ...parsed.positionals];
+  if (v.suite !== undefined && v.datasets !== undefined) {
+    throw new UserError("give either --suite or --datasets, not both");
+  }
+  let datasets: string[] | undefined;
+  if (v.datasets !== undefined) {
+    datasets = v.datasets.split(",").map((d) => d.trim()).filter((d) => d).map(canonicalDatasetId);
+    if (datasets.length < 2) throw new UserError(`--datasets: need at least 2 datasets, got "${v.datasets}"`);
+    const dup = datasets.find((d, i) => datasets!.indexOf(d) !== i);
+    if (dup) throw new UserError(`--datasets: ${dup} is listed twice`);
+  } else if (v.suite !== undefined) {
+    if (!Object.hasOwn(SUITES, v.suite)) {
+      throw new UserError(
+        `unknown suite "${v.suite}"; use ${Object.keys(SUITES).join(" or ")}, or --datasets a,b,...`,
+      );
+    }
+    datasets = [...SUITES[v.suite]];
+  }
+  const lambda = v.lambda === undefined ? DEFAULT_LAMBDA : parseDecimal(v.lambda);
+  if (lambda === undefined || lambda < 0 || lambda > 1) {
+    throw new UserError(`--lambda must be a number in [0, 1] (paper Eq. 3), got "${v.lambda}"`);
+  }
+  const bounds = v.bounds ?? "observed";
+  if (bounds !== "observed" && bounds !== "reference") {
+    throw new UserError(`--bounds must be observed or reference, got "${bounds}"`);
+  }
+  const int = (s: string | undefined, name: string, dflt: number, min: number) => {
+    if (s === undefined) return dflt;
+    const n = parseDecimal(s);
+    if (n === undefined || !Number.isInteger(n) || n < min) {
+      throw new UserError(`--${name} must be an integer ≥ ${min}, got "${s}"`);
+    }
+    return n;
+  };
+  const runs = v.runs ??
+    (files.length
+      ? (files[0].includes("/") ? files[0].slice(0, files[0].lastIndexOf("/")) : ".")
+      : undefined);
+  return {
+    files,
+    runs: v.runs !== undefined || files.length ? runs : undefined,
+    datasets,
+    lambda,
+    bounds,
+    replicates: int(v.bootstrap, "bootstrap", 1000, 10),
+    seed: int(v.seed, "seed", 1, 0),
+    out: (v.out ?? "results/report").replace(/\/+$/, "") || "/",
+  };
+}
+
+/** Parameters and fvcore FLOPs of a zoo model at the paper's Table 1 setting (224 px, 10 classes). */
+function zooCost(model: string): ModelCost | null {
+  if (!Object.hasOwn(MODELS, model)) return null;
+  const c = countModelOps(model, { numClasses: 10, imageSize: 224 });
+  return {
+    model,
+    params: c.params,
+    fvFlopsM: c.fvFlops / 1e6,
+    macsM: c.macs / 1e6,
+    imageSize: 224,
+    classes: 10,
+    source: "counted by the model zoo (deno task models), Table 1 setting",
+  };
+}
+
+/** The git commit of the working tree, or "unknown". */
+async function gitVersion(): Promise<string> {
+  try {
+    const head = (await Deno.readTextFile(".git/HEAD")).trim();
+    if (!head.startsWith("ref: ")) return head.slice(0, 12);
+    const ref = head.slice(5);
+    const loose = await Deno.readTextFile(`.git/${ref}`).catch(() => undefined);
+    if (loose) return loose.trim().slice(0, 12);
+    const packed = await Deno.readTextFile(".git/packed-refs");
+    return packed.split("\n").find((l) => l.endsWith(` ${ref}`))?.slice(0, 12) ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** What one report run computed and wrote. */
+export interface ReportRun {
+  data: ReportData;
+  written: string[];
+}
+
+/**
+ * Runs the report task with command-line `args`; returns what it computed and wrote (undefined for
+ * --help). Bad input throws UserError before anything is written.
+ */
+export async function main(
+  args: string[],
+  log: (line: string) => void = console.log,
+): Promise<ReportRun | undefined> {
+  const opt = parseOptions(args);
+  if (!opt) {
+    log(USAGE);
+    return undefined;
+  }
+  const data = await buildReportData({
+    files: opt.files,
+    runsDir: opt.runs,
+    datasets: opt.datasets,
+    lambda: opt.lambda,
+    bounds: opt.bounds,
+    replicates: opt.replicates,
+    seed: opt.seed,
+    cost: zooCost,
+    command: ["deno task report", ...args].join(" "),
+    version: await gitVersion(),
+  });
+  const outputs: [string, string][] = [];
+  const ranking = rankingChartFile(data), fig = imagenetteSvg(data);
+  if (ranking) outputs.push(["ranking.svg", ranking]);
+  if (fig) outputs.push(["imagenette-vs-xscore.svg", fig]);
+  outputs.push([
+    "report.md",
+    renderMarkdown(data, {
+      ranking: ranking ? "ranking.svg" : undefined,
+      imagenette: fig ? "imagenette-vs-xscore.svg" : undefined,
+    }),
+  ]);
+  outputs.push(["index.html", renderHtml(data)]);
+  if (Deno.permissions.querySync({ name: "write", path: opt.out }).state !== "granted") {
+    throw new UserError(
+      `cannot write to ${opt.out}: deno task report may write only under results/; use --out results/<name>, ` +
+        `or run: deno run --allow-read --allow-write=${opt.out} tasks/report.ts ...`,
+    );
+  }
+  const written: string[] = [];
+  try {
+    await Deno.mkdir(opt.out, { recursive: true });
+    for (const [name, text] of outputs) {
+      await writeFileAtomic(`${opt.out}/${name}`, text);
+      written.push(`${opt.out}/${name}`);
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists || err instanceof Deno.errors.NotADirectory) {
+      throw new UserError(`--out ${opt.out}: exists and is not a directory`);
+    }
+    throw err;
+  }
+  for (const w of data.warnings) log(`warning: ${w}`);
+  const s = data.scored;
+  log(
+    `${data.entries.length} models × ${data.datasets.length} datasets from ${
+      data.inputs.map((i) => i.file).join(", ")
+    }; ` +
+      (s
+        ? `xScore over ${s.datasets.length} datasets (${s.models.length} models)`
+        : `no xScore: ${data.scoredNote}`) +
+      `; ${data.curves.length} run folders with curves`,
+  );
+  log(`wrote ${written.join(", ")}`);
+  return { data, written };
+}
+
+if (import.meta.main) await runMain(async () => void await main(Deno.args));
