@@ -32,7 +32,9 @@ import {
   spearmanRho,
 } from "../score/subsets.ts";
 import { niceTicks, scatterSvg } from "../score/plot.ts";
-import { main, REFERENCE_TABLE, referenceBounds, type ScoreIo } from "../tasks/score.ts";
+import { main } from "../tasks/score.ts";
+import { REFERENCE_TABLE, referenceBounds } from "../score/reference.ts";
+import type { ScoreIo } from "../score/output.ts";
 
 // ---------- helpers ----------
 
