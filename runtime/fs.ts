@@ -1,23 +1,125 @@
 /**
  * Crash-safe file writes: results and checkpoints are written to a temp file in the same
- * directory and renamed over the target, so a killed process never leaves a half-written file.
+ * directory, fsynced and renamed over the target (then the directory is fsynced), so neither a
+ * killed process nor a power loss leaves a half-written or empty file.
  *
  * @module
  */
 
-/** Writes `data` to `path` atomically (temp file + rename), creating parent directories. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
-  if (dir) await Deno.mkdir(dir, { recursive: true });
-  const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+/** Temp files of a target older than this are left over from a killed writer and removed. */
+export const STALE_TEMP_MS = 10 * 60_000;
+
+function parentDir(path: string): string {
+  return path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Removes `<path>.<pid>.<id>.tmp` files (this module's temp names for `path`) not modified for
+ * {@link STALE_TEMP_MS}: a writer killed between write and rename leaves one behind. A live writer
+ * keeps touching its temp file, and renames it within seconds of its last write.
+ */
+export async function removeStaleTemps(path: string, now = Date.now()): Promise<string[]> {
+  const dir = parentDir(path);
+  const base = path.slice(path.lastIndexOf("/") + 1);
+  const pattern = new RegExp(`^${escapeRegExp(base)}\\.\\d+\\.[0-9a-f]{8}\\.tmp$`);
+  const removed: string[] = [];
   try {
-    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-    else await Deno.writeFile(tmp, data);
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isFile || !pattern.test(e.name)) continue;
+      const p = `${dir}/${e.name}`;
+      const mtime = (await Deno.stat(p).catch(() => undefined))?.mtime?.getTime();
+      if (mtime !== undefined && now - mtime > STALE_TEMP_MS) {
+        await Deno.remove(p).then(() => removed.push(p), () => {});
+      }
+    }
+  } catch {
+    // Cleanup is best effort (e.g. no read permission on the directory): the write itself decides.
+  }
+  return removed;
+}
+
+/** fsync of a directory, so a rename in it survives a power loss (best effort where unsupported). */
+async function syncDir(dir: string): Promise<void> {
+  let f: Deno.FsFile | undefined;
+  try {
+    f = await Deno.open(dir, { read: true });
+    await f.sync();
+  } catch {
+    // Platforms or permissions that cannot open a directory: the rename is still atomic.
+  } finally {
+    f?.close();
+  }
+}
+
+/** Writes `data` to a fresh temp file next to `path` and fsyncs it; returns the temp path. */
+async function writeTemp(path: string, data: string | Uint8Array): Promise<string> {
+  const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  try {
+    const f = await Deno.open(tmp, { write: true, createNew: true });
+    try {
+      let off = 0;
+      while (off < bytes.length) off += await f.write(bytes.subarray(off));
+      // Data on disk before the rename publishes it: otherwise a power loss can leave an empty file.
+      await f.sync();
+    } finally {
+      f.close();
+    }
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+  return tmp;
+}
+
+/**
+ * Writes `data` to `path` atomically and durably: temp file, fsync, rename, fsync of the directory
+ * (creating parent directories). Stale temp files of the same target are removed first.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const dir = parentDir(path);
+  await Deno.mkdir(dir, { recursive: true });
+  await removeStaleTemps(path);
+  const tmp = await writeTemp(path, data);
+  try {
     await Deno.rename(tmp, path);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
     throw err;
   }
+  await syncDir(dir);
+}
+
+/**
+ * Writes several files as a set: every target is checked (an existing directory or a path through
+ * a file is refused) and every temp file written and fsynced before the first rename, so a bad
+ * output path leaves all targets untouched.
+ */
+export async function writeFilesAtomic(files: readonly [string, string | Uint8Array][]): Promise<void> {
+  for (const [path] of files) {
+    const info = await Deno.stat(path).catch((err) => {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    });
+    if (info && !info.isFile) throw new Deno.errors.IsADirectory(`${path} exists and is not a file`);
+  }
+  const temps: string[] = [];
+  try {
+    for (const [path, data] of files) {
+      await Deno.mkdir(parentDir(path), { recursive: true });
+      await removeStaleTemps(path);
+      temps.push(await writeTemp(path, data));
+    }
+    for (let i = 0; i < files.length; i++) await Deno.rename(temps[i], files[i][0]);
+  } catch (err) {
+    for (const t of temps) await Deno.remove(t).catch(() => {});
+    throw err;
+  }
+  for (const dir of new Set(files.map(([p]) => parentDir(p)))) await syncDir(dir);
 }
 
 /** True if `path` exists (file or directory). */

@@ -26,6 +26,23 @@ export interface LedgerRow {
   line: number;
 }
 
+/**
+ * The run configuration a row records (the training ledger's `preset`, `epochs`, `image_size`,
+ * `batch_size`), kept beside the row so rows stay plain (model, dataset, accuracy) records.
+ */
+const rowConfigs = new WeakMap<LedgerRow, Partial<Record<ConfigColumn, string>>>();
+
+/** The configuration fields `row` records ({@link CONFIG_COLUMNS}); empty for ledgers without them. */
+export function rowConfig(row: LedgerRow): Partial<Record<ConfigColumn, string>> {
+  return rowConfigs.get(row) ?? {};
+}
+
+/** Columns that identify a run's configuration; only the seed may differ between averaged rows. */
+export const CONFIG_COLUMNS = ["preset", "epochs", "image_size", "batch_size"] as const;
+
+/** One of {@link CONFIG_COLUMNS}. */
+export type ConfigColumn = typeof CONFIG_COLUMNS[number];
+
 /** The seeds of one (model, dataset) cell, averaged. */
 export interface Cell {
   model: string;
@@ -126,6 +143,9 @@ export function parseLedger(text: string, file: string): LedgerRow[] {
   }
   if (table.rows.length === 0) throw new UserError(`${file}: no data rows after the header`);
   const [im, id, ia] = REQUIRED_COLUMNS.map((c) => table.header.indexOf(c));
+  const configIndex = CONFIG_COLUMNS.map((c) => [c, table.header.indexOf(c)] as const).filter(([, i]) =>
+    i >= 0
+  );
   return table.rows.map((row, r) => {
     const line = table.lines[r];
     const where = `${file}, line ${line}`;
@@ -141,7 +161,13 @@ export function parseLedger(text: string, file: string): LedgerRow[] {
     if (accuracy < 0 || accuracy > 100) {
       throw new UserError(`${where}: accuracy ${raw} is outside 0-100; write top-1 accuracy in %`);
     }
-    return { model, dataset, accuracy, file, line };
+    const config: Partial<Record<ConfigColumn, string>> = {};
+    for (const [c, i] of configIndex) {
+      if (row[i] !== undefined && row[i].trim() !== "") config[c] = row[i].trim();
+    }
+    const parsed: LedgerRow = { model, dataset, accuracy, file, line };
+    if (configIndex.length) rowConfigs.set(parsed, config);
+    return parsed;
   });
 }
 
@@ -174,7 +200,32 @@ export function fractionWarning(rows: readonly LedgerRow[]): string | undefined 
   return undefined;
 }
 
-/** Groups rows by (model, dataset) and averages seeds. Cells keep first-seen order. */
+/**
+ * Warnings for dataset columns that mix fractions (0 < accuracy ≤ 1) with percentages (> 1), e.g.
+ * two ledgers merged where one wrote 0.91 for 91 %.
+ */
+export function mixedScaleWarnings(rows: readonly LedgerRow[]): string[] {
+  const byDataset = new Map<string, LedgerRow[]>();
+  for (const r of rows) byDataset.set(r.dataset, [...(byDataset.get(r.dataset) ?? []), r]);
+  const out: string[] = [];
+  for (const [dataset, rs] of byDataset) {
+    const frac = rs.filter((r) => r.accuracy > 0 && r.accuracy <= 1), pct = rs.filter((r) => r.accuracy > 1);
+    if (frac.length && pct.length) {
+      out.push(
+        `dataset ${dataset} mixes fractions (${frac[0].accuracy} at ${frac[0].file}, line ${frac[0].line}) ` +
+          `and percentages (${pct[0].accuracy} at ${pct[0].file}, line ${pct[0].line}); ` +
+          `write every accuracy in % (0-100)`,
+      );
+    }
+  }
+  return out;
+}
+
+/**
+ * Groups rows by (model, dataset) and averages seeds. Cells keep first-seen order. Rows of one
+ * cell that record different configurations ({@link CONFIG_COLUMNS}) are not seeds of one run: a
+ * UserError names both rows and the fields that differ.
+ */
 export function aggregateSeeds(rows: readonly LedgerRow[]): Cell[] {
   const groups = new Map<string, LedgerRow[]>();
   for (const r of rows) {
@@ -182,6 +233,19 @@ export function aggregateSeeds(rows: readonly LedgerRow[]): Cell[] {
     const g = groups.get(key);
     if (g) g.push(r);
     else groups.set(key, [r]);
+  }
+  for (const g of groups.values()) {
+    for (const r of g.slice(1)) {
+      const a = rowConfig(g[0]), b = rowConfig(r);
+      const differ = CONFIG_COLUMNS.filter((c) => a[c] !== undefined && b[c] !== undefined && a[c] !== b[c]);
+      if (differ.length) {
+        throw new UserError(
+          `${r.file}, line ${r.line} and ${g[0].file}, line ${g[0].line}: ${r.model} on ${r.dataset} with ` +
+            `different ${differ.map((c) => `${c} (${a[c]} vs ${b[c]})`).join(", ")}; ` +
+            `only seeds may differ between averaged rows: score one configuration per ledger`,
+        );
+      }
+    }
   }
   return [...groups.values()].map((g) => {
     const accs = g.map((r) => r.accuracy);

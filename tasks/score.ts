@@ -8,8 +8,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { runMain, UserError } from "../runtime/errors.ts";
-import { writeFileAtomic } from "../runtime/fs.ts";
+import { describeParseError, runMain, UsageError, UserError } from "../runtime/errors.ts";
+import { writeFilesAtomic } from "../runtime/fs.ts";
 import {
   aggregateSeeds,
   assertSpread,
@@ -17,6 +17,7 @@ import {
   canonicalDatasetId,
   fractionWarning,
   type LedgerRow,
+  mixedScaleWarnings,
   parseDecimal,
   readLedger,
 } from "../score/ledger.ts";
@@ -89,8 +90,7 @@ function parseOptions(args: string[]): Options | undefined {
       },
     });
   } catch (err) {
-    // node:util messages may span lines; the CLI prints exactly one.
-    throw new UserError(`${(err as Error).message.replace(/\s*\n\s*/g, " ").replace(/\.$/, "")}; see --help`);
+    throw new UsageError(`${describeParseError(err)}; see --help`, USAGE);
   }
   const v = parsed.values;
   if (v.help) return undefined;
@@ -196,6 +196,7 @@ export async function main(args: string[], io: ScoreIo = consoleIo): Promise<Sco
     if (w) io.err(`warning: ${w}`);
     rows.push(...fileRows);
   }
+  for (const w of mixedScaleWarnings(rows)) io.err(`warning: ${w}`);
   const cells = aggregateSeeds(rows);
   const build = buildMatrix(cells, opt.datasets, { allowMissing: opt.allowMissing, files });
   for (const d of build.dropped) {
@@ -220,17 +221,21 @@ export async function main(args: string[], io: ScoreIo = consoleIo): Promise<Sco
   assertWritable(opt.out);
   try {
     await Deno.mkdir(opt.out, { recursive: true });
-    for (const [name, text] of outputs) {
-      const path = `${opt.out}/${name}`;
-      await writeFileAtomic(path, text);
-      run.written.push(path);
-    }
+    // All outputs or none: every target is checked and written to a temp file before any rename.
+    const files = outputs.map(([name, text]) => [`${opt.out}/${name}`, text] as [string, string]);
+    await writeFilesAtomic(files);
+    run.written.push(...files.map(([path]) => path));
   } catch (err) {
     if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
       throw writeDenied(opt.out);
     }
     if (err instanceof Deno.errors.AlreadyExists || err instanceof Deno.errors.NotADirectory) {
       throw new UserError(`--out ${opt.out}: exists and is not a directory`);
+    }
+    if (err instanceof Deno.errors.IsADirectory) {
+      throw new UserError(
+        `${err.message.split(" exists")[0]}: is a directory; remove it or use another --out`,
+      );
     }
     throw err;
   }
