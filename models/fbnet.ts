@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { decodeTimmArch, TimmEfficientNet } from "./blocks.ts";
+import { decodeTimmArch, TimmEfficientNet } from "./timm_efficientnet.ts";
 import type { ModelSpec } from "./registry.ts";
 
 /** timm `_gen_fbnetc` arch_def. */

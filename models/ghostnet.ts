@@ -19,7 +19,8 @@ import {
   type Params,
   type Tensor,
 } from "./core.ts";
-import { ConvBnAct, loadReparameterized, makeDivisible, RepConv, SqueezeExcite } from "./blocks.ts";
+import { ConvBnAct, makeDivisible, SqueezeExcite } from "./blocks.ts";
+import { loadReparameterized, RepConv } from "./reparam.ts";
 import type { ModelSpec } from "./registry.ts";
 
 /** Bottleneck rows (k, exp, out, se, s), grouped into the `blocks.<i>` stages of the reference. */

@@ -8,7 +8,7 @@
  * @module
  */
 import { type Ctx, Linear, type ModelOptions, type Module, ops, Params, type Tensor } from "./core.ts";
-import { loadReparameterized, RepConv } from "./blocks.ts";
+import { loadReparameterized, RepConv } from "./reparam.ts";
 import type { ModelSpec } from "./registry.ts";
 
 /** Blocks per stage and width multipliers of s0. */
