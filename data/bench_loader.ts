@@ -163,12 +163,3 @@ async function sync(x: tf.Tensor): Promise<void> {
   await one.data();
   tf.dispose([flat, one]);
 }
-
-/** One formatted line of a {@link BenchLoaderResult}. */
-export function formatBenchLoader(r: BenchLoaderResult): string {
-  const src = `${r.source.height}x${r.source.width}x${r.source.channels}`;
-  return `${r.label.padEnd(28)} src ${src.padEnd(11)} -> ${r.imageSize}px b${r.batchSize}: ` +
-    `${r.imagesPerSecond.toFixed(1)} img/s (${r.msPerBatch.toFixed(0)} ms/batch, CPU part ${
-      r.cpuMsPerBatch.toFixed(1)
-    } ms)`;
-}

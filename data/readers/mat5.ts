@@ -204,9 +204,3 @@ export function matStrings(v: MatValue | undefined, what: string): string[] {
     throw new Error(`${what}[${i}] is not a string`);
   });
 }
-
-/** A numeric array's values (column-major). */
-export function matNumbers(v: MatValue | undefined, what: string): Float64Array {
-  if (!v || v.kind !== "numeric") throw new Error(`${what} is not a numeric array`);
-  return v.data;
-}
