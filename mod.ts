@@ -6,7 +6,11 @@
  * Public API:
  * - runtime: {@link initRuntime}, {@link adapterFacts}, {@link assertGpuHealthy}, {@link Rng}
  * - models: {@link buildModel}, {@link countModelOps}, {@link registerModel}, the `ops` layer and layers
- *   to write your own model in one file
+ *   to write your own model in one file; {@link largestActivation} and {@link kernelShapes} read a
+ *   model's shapes without running it
+ *
+ * Importing this module registers the 11 models of the zoo (models/zoo.ts), so {@link buildModel}
+ * and {@link MODELS} know them with no other import.
  *
  * @module
  */
@@ -51,6 +55,8 @@ export {
   modelSpec,
   registerModel,
 } from "./models/registry.ts";
+import "./models/zoo.ts";
+export { kernelShapes, largestActivation, zooKernelShapes } from "./models/inspect.ts";
 export {
   defaultKernels,
   depthwiseConv2d,

@@ -126,7 +126,7 @@ export class EfficientNet implements Module {
 }
 
 /** Registry entry of EfficientNet (`variant`: "b0-2m" default, "b0", "tv-b0"). */
-export const efficientnet: ModelSpec = {
+export const efficientnetSpec: ModelSpec = {
   id: "efficientnet",
   description:
     "EfficientNet_B0_2M (torchvision EfficientNet-V1 class); variants b0 (EfficientNet_B0_Model), " +

@@ -21,7 +21,7 @@ export const FBNETC_ARCH_DEF: string[][] = [
 ];
 
 /** Registry entry of FBNet-C (timm fbnetc_100). */
-export const fbnet: ModelSpec = {
+export const fbnetSpec: ModelSpec = {
   id: "fbnet",
   description: "timm fbnetc_100 (FBNet-C), ReLU, no SE",
   build: (p, o) =>

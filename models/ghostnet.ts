@@ -238,7 +238,7 @@ export class GhostNet implements Module {
 }
 
 /** Registry entry of GhostNetV3 (reference config); `reparameterize` fuses the re-param branches. */
-export const ghostnet: ModelSpec = {
+export const ghostnetSpec: ModelSpec = {
   id: "ghostnet",
   description:
     "ghostnetv3(width=1.0): truncated GhostNetV3 with DFC attention (train-time multi-branch graph)",

@@ -63,7 +63,7 @@ export class MobileNetV2 implements Module {
 }
 
 /** Registry entry of MobileNetV2. */
-export const mobilenet: ModelSpec = {
+export const mobilenetSpec: ModelSpec = {
   id: "mobilenet",
   description: "torchvision mobilenet_v2, width 1.0",
   build: (p, o) => new MobileNetV2(p, o),

@@ -70,7 +70,7 @@ export class MobileOne implements Module {
 }
 
 /** Registry entry of MobileOne-s0 (2 branches); `reparameterize` fuses every block. */
-export const mobileone: ModelSpec = {
+export const mobileoneSpec: ModelSpec = {
   id: "mobileone",
   description: "mobileone(variant='s0') with num_conv_branches=2, no SE (train-time multi-branch graph)",
   defaults: { branches: 2 },

@@ -21,7 +21,7 @@ export const B0_ARCH_DEF: string[][] = [
 ];
 
 /** Registry entry of TinyNet (`depthMultiplier`, default 0.5). */
-export const tinynet: ModelSpec = {
+export const tinynetSpec: ModelSpec = {
   id: "tinynet",
   description: "TinyNet(): timm EfficientNet, B0 arch_def at depth 0.5, Swish, stem 32, 1280 features",
   defaults: { depthMultiplier: 0.5 },
