@@ -43,7 +43,15 @@ export interface DatasetInfo {
   splits: string[];
   /** Opens the source (validates the layout; missing root -> UserError, exit 2). */
   open(opts: ReaderOptions): Promise<DatasetSource>;
+  /**
+   * The registry entry a named dataset derives from (`imagefolder:pets` → "imagefolder"): its data
+   * protocol and reader. Undefined for registered datasets, whose `id` is their own.
+   */
+  base?: string;
 }
+
+/** Allowed custom dataset names (`imagefolder:NAME`): they become a ledger id and a folder name. */
+const CUSTOM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Where datasets are looked for by default: `$XSCORE_DATASETS` or `./datasets`. */
 export function datasetsDir(): string {
@@ -150,16 +158,44 @@ export const DATASETS: Record<string, DatasetInfo> = {
   },
 };
 
-/** Looks up a dataset by id; an unknown id is a {@link UserError} listing the known ones. */
+/**
+ * Looks up a dataset by id; an unknown id is a {@link UserError} listing the known ones.
+ * `imagefolder:NAME` is a custom ImageFolder dataset with its own identity: `id` NAME (the ledger's
+ * dataset column), `base` "imagefolder" (reader and protocol), cached under `.cache/imagefolder-NAME`.
+ */
 export function getDataset(id: string): DatasetInfo {
+  const named = id.match(/^imagefolder:(.*)$/s);
+  if (named) {
+    const name = named[1];
+    if (!CUSTOM_NAME.test(name)) {
+      throw new UserError(
+        `dataset name ${JSON.stringify(name)}: use 1-64 letters, digits, '.', '_' or '-' (imagefolder:NAME)`,
+      );
+    }
+    if (DATASETS[name]) {
+      throw new UserError(`dataset name ${name} is a registered dataset's id; choose another NAME`);
+    }
+    return {
+      ...DATASETS.imagefolder,
+      id: name,
+      base: "imagefolder",
+      description: `ImageFolder dataset ${name}: root/{train,test}/<class>/ (optional val/)`,
+      defaultRoot: `${datasetsDir()}/${name}`,
+    };
+  }
   const info = DATASETS[id];
-  if (!info) throw new UserError(`unknown dataset "${id}"; known: ${Object.keys(DATASETS).join(", ")}`);
+  if (!info) {
+    throw new UserError(
+      `unknown dataset "${id}"; known: ${Object.keys(DATASETS).join(", ")}, or imagefolder:NAME for your own`,
+    );
+  }
   return info;
 }
 
-/** The default cache directory of a dataset: `.cache/<id>`. */
+/** The default cache directory of a dataset: `.cache/<id>`, `.cache/imagefolder-NAME` for `imagefolder:NAME`. */
 export function defaultCacheDir(id: string): string {
-  return `.cache/${id}`;
+  const info = getDataset(id);
+  return info.base ? `.cache/${info.base}-${info.id}` : `.cache/${info.id}`;
 }
 
 /** Options of {@link prepareDataset}: which dataset, where, and how to build. */
@@ -180,14 +216,19 @@ export interface PrepareOptions extends BuildOptions {
   fit?: StorageFit;
 }
 
-/** Opens a dataset's source and builds (or confirms) its packed cache. */
+/**
+ * Opens a dataset's source and builds (or confirms) its packed cache. A preparation that fails, or
+ * that finds no readable image in a split, leaves no cache behind (a directory it created is
+ * removed; an existing one loses its manifest), so a later run never trains on it.
+ */
 export async function prepareDataset(opts: PrepareOptions): Promise<BuildResult & { cacheDir: string }> {
   const info = getDataset(opts.dataset);
-  const cacheDir = opts.cacheDir ?? defaultCacheDir(info.id);
+  const cacheDir = opts.cacheDir ?? defaultCacheDir(opts.dataset);
   const root = opts.root ?? info.defaultRoot;
   if (!(await Deno.stat(root).catch(() => undefined))?.isDirectory) {
     throw new UserError(`dataset root ${root} does not exist; pass --root DIR (${info.description})`);
   }
+  const created = !(await Deno.stat(cacheDir).catch(() => undefined));
   await Deno.mkdir(cacheDir, { recursive: true }).catch((err) => {
     if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
       throw new UserError(
@@ -196,16 +237,102 @@ export async function prepareDataset(opts: PrepareOptions): Promise<BuildResult 
     }
     throw err;
   });
-  const source = await info.open({
-    root,
-    cacheDir,
-    split: opts.split,
-    seed: opts.seed,
-    size: opts.size,
-    fit: opts.fit,
-  });
-  return {
-    ...(await buildCache(source, cacheDir, { ...opts, sourceGeometry: info.sourceGeometry === true })),
-    cacheDir,
+  const discard = async () => {
+    if (created) await Deno.remove(cacheDir, { recursive: true }).catch(() => {});
+    else await Deno.remove(`${cacheDir}/manifest.json`).catch(() => {});
   };
+  let building = false;
+  try {
+    const opened = await info.open({
+      root,
+      cacheDir,
+      split: opts.split,
+      seed: opts.seed,
+      size: opts.size,
+      fit: opts.fit,
+    });
+    // A named ImageFolder dataset carries its own id into the manifest (and the fingerprint).
+    const source = info.base ? { ...opened, id: info.id } : opened;
+    const empty = source.splits.find((s) => s.count === 0);
+    if (empty) {
+      throw new UserError(
+        `${root}: split ${empty.name} has no images (${info.description}); nothing was cached`,
+      );
+    }
+    building = true;
+    const result = await buildCache(source, cacheDir, {
+      ...opts,
+      sourceGeometry: info.sourceGeometry === true,
+    });
+    building = false;
+    const unreadable = result.manifest.splitOrder.find((s) => result.manifest.splits[s].count === 0);
+    if (unreadable) {
+      await discard();
+      const first = result.manifest.skipped.find((k) => k.split === unreadable);
+      throw new UserError(
+        `${root}: no readable image in split ${unreadable} (${result.manifest.splits[unreadable].skipped} ` +
+          `skipped${first ? `, e.g. ${first.item}: ${first.reason}` : ""}); nothing was cached`,
+      );
+    }
+    return { ...result, cacheDir };
+  } catch (err) {
+    // A source that cannot be opened leaves nothing behind in a directory made for it; a build that
+    // fails or is interrupted keeps its journal for the resume (and another build's lock is respected).
+    if (!building && created) await discard();
+    throw err;
+  }
+}
+
+/** The options a cache was prepared with, as {@link PrepareOptions} (so a check rebuilds it the same way). */
+function preparedOptions(options: Record<string, string | number>): Partial<PrepareOptions> {
+  const out: Partial<PrepareOptions> = {};
+  // Readers record the split method with its parameters ("sklearn-train_test_split-70-15-15").
+  if (typeof options.split === "string") out.split = options.split.split("-")[0];
+  if (typeof options.seed === "number") out.seed = options.seed;
+  if (typeof options.size === "number") out.size = options.size;
+  if (options.fit === "stretch" || options.fit === "center-square") out.fit = options.fit;
+  return out;
+}
+
+/**
+ * The cache a training run reads, confirmed against its source: prepared when missing; otherwise the
+ * source (`root`, or the root recorded in the manifest) is fingerprinted again (file list, sizes,
+ * mtimes, list/label files, reader options) and the cache rebuilt when it changed, so `--data` is
+ * never ignored and a changed source never trains on stale images. Returns the cache directory.
+ */
+export async function ensurePrepared(
+  dataset: string,
+  root: string | undefined,
+  log: (line: string) => void = console.log,
+): Promise<string> {
+  const cacheDir = defaultCacheDir(dataset);
+  let manifest: { sourceRoot?: string; options?: Record<string, string | number> } | undefined;
+  try {
+    manifest = JSON.parse(await Deno.readTextFile(`${cacheDir}/manifest.json`));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound || err instanceof SyntaxError)) throw err;
+  }
+  if (!manifest) {
+    log(`no cache for ${dataset} in ${cacheDir}: preparing it (once)`);
+    await prepareDataset({ dataset, root, cacheDir });
+    return cacheDir;
+  }
+  const recorded = manifest.sourceRoot;
+  const checkRoot = root ?? recorded;
+  if (!checkRoot || !(await Deno.stat(checkRoot).catch(() => undefined))?.isDirectory) {
+    if (root) throw new UserError(`--data ${root}: not a directory`);
+    log(`${cacheDir}: its source ${recorded ?? "?"} is not present; training on the cache as it is`);
+    return cacheDir;
+  }
+  const r = await prepareDataset({
+    dataset,
+    root: checkRoot,
+    cacheDir,
+    ...preparedOptions(manifest.options ?? {}),
+    log: (line, transient) => transient ? undefined : log(line),
+  });
+  if (r.status !== "up-to-date") {
+    log(`${cacheDir}: rebuilt from ${checkRoot} (the source differed from the cache)`);
+  }
+  return cacheDir;
 }

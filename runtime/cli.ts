@@ -7,7 +7,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { HelpRequested, UsageError, UserError } from "./errors.ts";
+import { describeParseError, HelpRequested, UsageError, UserError } from "./errors.ts";
 
 export { HelpRequested, UsageError } from "./errors.ts";
 
@@ -49,24 +49,6 @@ export function parseCli<O extends CliOptions>(args: string[], spec: CliSpec<O>)
     values: ReturnType<typeof parseArgs<{ options: O; strict: true }>>["values"];
     positionals: string[];
   };
-}
-
-/** One line for a `node:util` parseArgs error (its messages span lines and suggest `--`). */
-function describeParseError(err: unknown): string {
-  const e = err as { code?: string; message?: string };
-  const msg = String(e?.message ?? err);
-  const flag = msg.match(/'(-{1,2}[^' ]+)/)?.[1];
-  switch (e?.code) {
-    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
-      return `unknown flag ${flag ?? msg.split("\n")[0]}`;
-    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
-      return /argument missing/.test(msg)
-        ? `${flag ?? "a flag"} needs a value`
-        : `${flag ?? "a flag"} takes no value`;
-    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
-      return `unexpected argument ${msg.match(/'([^']*)'/)?.[1] ?? ""}`.trim();
-  }
-  return msg.split("\n")[0].replace(/\.$/, "");
 }
 
 /**

@@ -57,9 +57,31 @@ const ENVIRONMENT_ERRORS = [
   "FileTooLarge",
 ] as const;
 
+/** One line for a `node:util` parseArgs error (its messages span lines and suggest `--`). */
+export function describeParseError(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  const msg = String(e?.message ?? err);
+  const flag = msg.match(/'(-{1,2}[^' ]+)/)?.[1];
+  switch (e?.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `unknown flag ${flag ?? msg.split("\n")[0]}`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      return /argument missing/.test(msg)
+        ? `${flag ?? "a flag"} needs a value`
+        : `${flag ?? "a flag"} takes no value`;
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return `unexpected argument ${msg.match(/'([^']*)'/)?.[1] ?? ""}`.trim();
+  }
+  return msg.split("\n")[0].replace(/\.$/, "");
+}
+
 /** The one-line message and exit code for `err` when it is a user/environment error, else undefined. */
 export function userFacing(err: unknown): { message: string; exitCode: number } | undefined {
   if (err instanceof UserError) return { message: err.message, exitCode: err.exitCode };
+  // A task that calls parseArgs itself (rather than runtime/cli.ts parseCli) still gets one line.
+  if (String((err as { code?: unknown })?.code ?? "").startsWith("ERR_PARSE_ARGS_")) {
+    return { message: `${describeParseError(err)}; see --help`, exitCode: 2 };
+  }
   const errors = Deno.errors as unknown as Record<string, ErrorConstructor | undefined>;
   for (const name of ENVIRONMENT_ERRORS) {
     const cls = errors[name];

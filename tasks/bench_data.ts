@@ -11,9 +11,9 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { runMain, UserError } from "../runtime/errors.ts";
+import { runMain } from "../runtime/errors.ts";
+import { intFlag, parseCli } from "../runtime/cli.ts";
 import { exists, writeFileAtomic } from "../runtime/fs.ts";
 import { DATASETS, defaultCacheDir, prepareDataset } from "../data/datasets.ts";
 import { writeJpegBenchSet } from "../data/synthetic.ts";
@@ -143,9 +143,21 @@ function printTable(rows: Row[]): void {
   for (const c of cells) console.log(line(c));
 }
 
+const USAGE = `usage: deno task bench:data [options]
+
+options:
+  --jpegs N            synthetic JPEGs in the prepare benchmark (default 500, at least 10)
+  --concurrency a,b    decode concurrencies to time (default 1,2,4)
+  --reps N             repetitions per figure (default 2)
+  --skip-prepare       leave out the prepare rows
+  --skip-loader        leave out the loader rows
+  --sizes a,b          loader output sizes (default 32,224)
+  --batches N          loader batches per figure (default 8)
+  --help`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
+  const { values } = parseCli(Deno.args, {
+    usage: USAGE,
     options: {
       jpegs: { type: "string", default: "500" },
       concurrency: { type: "string", default: "1,2,4" },
@@ -154,28 +166,15 @@ async function main(): Promise<void> {
       "skip-loader": { type: "boolean", default: false },
       sizes: { type: "string", default: "32,224" },
       batches: { type: "string", default: "8" },
-      help: { type: "boolean", default: false },
     },
   });
-  if (values.help) {
-    console.log(
-      "usage: deno task bench:data [--jpegs 500] [--concurrency 1,2,4] [--reps 2] [--skip-prepare] " +
-        "[--skip-loader] [--sizes 32,224] [--batches 8]",
-    );
-    return;
-  }
-  const n = Number(values.jpegs);
-  const reps = Number(values.reps);
-  const conc = values.concurrency.split(",").map(Number);
-  if (!Number.isInteger(n) || n < 10) {
-    throw new UserError(`--jpegs ${values.jpegs}: expected an integer >= 10`);
-  }
-  if (!Number.isInteger(reps) || reps < 1) {
-    throw new UserError(`--reps ${values.reps}: expected a positive integer`);
-  }
-  if (conc.some((c) => !Number.isInteger(c) || c < 1)) {
-    throw new UserError(`--concurrency ${values.concurrency}: expected e.g. 1,2,4`);
-  }
+  const n = intFlag(values.jpegs, "jpegs", USAGE, { min: 10, max: 1_000_000 })!;
+  const reps = intFlag(values.reps, "reps", USAGE, { min: 1, max: 1000 })!;
+  const list = (v: string, name: string, min: number, max: number) =>
+    v.split(",").map((x) => intFlag(x, name, USAGE, { min, max })!);
+  const conc = list(values.concurrency, "concurrency", 1, 1024);
+  const sizes = list(values.sizes, "sizes", 8, 4096);
+  const batches = intFlag(values.batches, "batches", USAGE, { min: 1, max: 100_000 })!;
   console.log(`cpus: ${navigator.hardwareConcurrency}; deno ${Deno.version.deno}`);
   const rows: Row[] = [];
   if (!values["skip-prepare"]) {
@@ -188,8 +187,7 @@ async function main(): Promise<void> {
     for (const c of conc) rows.push(await benchPrepare("imagenette160", jpegRoot, c, reps));
   }
   if (!values["skip-loader"]) {
-    const sizes = values.sizes.split(",").map(Number);
-    rows.push(...await benchLoaders(sizes, Number(values.batches)));
+    rows.push(...await benchLoaders(sizes, batches));
   }
   printTable(rows);
 }

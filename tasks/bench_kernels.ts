@@ -19,9 +19,9 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { tf } from "../runtime/tf.ts";
 import { runMain, UserError } from "../runtime/errors.ts";
+import { choiceFlag, intFlag, parseCli } from "../runtime/cli.ts";
 import { assertGpuHealthy, initRuntime } from "../runtime/webgpu.ts";
 import { depthwiseConv2d, type KernelChoice, matMul, type SeOptions, squeezeExcite } from "../kernels/mod.ts";
 import { describeShape, type ZooLayerShape } from "../kernels/zoo_shapes.ts";
@@ -175,6 +175,19 @@ function row(
 const geomean = (xs: number[]) =>
   xs.length === 0 ? null : Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 
+const USAGE = `usage: deno task bench:kernels [options]
+
+options:
+  --quick            three shapes, one round
+  --models id,id     only these models' layer shapes
+  --match s,s        shapes whose label contains one of the substrings (e.g. k7x7,hardsigmoid)
+  --only dw|se|pw    one kind of kernel
+  --batch N          batch (default 32)
+  --size N           input size (default 224)
+  --rounds N         timed batches per figure (default 2; --quick 1)
+  --target-ms N      wall time one timed batch aims for (default 400; --quick 100)
+  --help`;
+
 async function main(): Promise<void> {
   const options = {
     quick: { type: "boolean", default: false },
@@ -186,32 +199,15 @@ async function main(): Promise<void> {
     models: { type: "string" },
     match: { type: "string" },
   } as const;
-  let values: ReturnType<typeof parseArgs<{ options: typeof options }>>["values"];
-  try {
-    values = parseArgs({ args: Deno.args, options }).values;
-  } catch (err) {
-    throw new UserError(
-      `bench:kernels: ${
-        (err as Error).message
-      }; flags: --quick, --models id,id, --match s,s, --only dw|se|pw, --batch N, ` +
-        `--size N, --rounds N, --target-ms N`,
-    );
-  }
-  const int = (name: string, v: string | undefined, dflt: number) => {
-    const n = v === undefined ? dflt : Number(v);
-    if (!Number.isInteger(n) || n < 1) {
-      throw new UserError(`--${name}: expected a positive integer, got ${v}`);
-    }
-    return n;
-  };
+  const { values } = parseCli(Deno.args, { options, usage: USAGE });
+  const int = (name: string, v: string | undefined, dflt: number) =>
+    intFlag(v, name, USAGE, { min: 1 }) ?? dflt;
   const quick = values.quick;
   const batch = int("batch", values.batch, 32);
   const size = int("size", values.size, 224);
   const rounds = int("rounds", values.rounds, quick ? 1 : 2);
   const targetMs = int("target-ms", values["target-ms"], quick ? 100 : 400);
-  if (values.only !== undefined && !["dw", "se", "pw"].includes(values.only)) {
-    throw new UserError(`--only: expected dw, se or pw, got ${values.only}`);
-  }
+  choiceFlag(values.only, "only", ["dw", "se", "pw"] as const, USAGE);
   const facts = await initRuntime();
   const models = values.models?.split(",").map((m) => m.trim()).filter((m) => m !== "");
   const zoo = zooKernelShapes(size, models);

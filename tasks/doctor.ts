@@ -7,10 +7,20 @@
 import { tf } from "../runtime/tf.ts";
 import { initRuntime } from "../runtime/webgpu.ts";
 import { runMain, UserError } from "../runtime/errors.ts";
+import { parseCli } from "../runtime/cli.ts";
 
 const MIB = 2 ** 20;
 
+const USAGE = `usage: deno task doctor
+
+Prints the Deno and tfjs versions, the WebGPU adapter and its limits, the tfjs backend, and one
+timed 512x512 matmul checked against a float64 CPU product (exit 2 if they disagree).
+
+options:
+  --help`;
+
 async function main(): Promise<void> {
+  parseCli(Deno.args, { usage: USAGE, options: {} });
   const facts = await initRuntime();
   console.log(`deno          ${Deno.version.deno} (v8 ${Deno.version.v8})`);
   console.log(`tfjs-core     ${tf.version_core}`);
@@ -66,4 +76,4 @@ async function main(): Promise<void> {
   }
 }
 
-await runMain(main);
+if (import.meta.main) await runMain(main);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCli } from "../runtime/cli.ts";
 import { runMain, UserError } from "../runtime/errors.ts";
 import { Params } from "../models/core.ts";
 import { countModelOps, MODELS } from "../models/registry.ts";
@@ -171,25 +171,14 @@ function parseCount(
 }
 
 function main(): void {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: Deno.args,
-      options: {
-        classes: { type: "string" },
-        "image-size": { type: "string" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (err) {
-    throw new UserError(`${(err as Error).message}; see --help`);
-  }
-  const v = parsed.values;
-  if (v.help) {
-    console.log(USAGE);
-    return;
-  }
+  const { values: v } = parseCli(Deno.args, {
+    usage: USAGE,
+    options: {
+      classes: { type: "string" },
+      "image-size": { type: "string" },
+      json: { type: "boolean" },
+    },
+  });
   const classes = parseCount(v.classes, "--classes", 10, 1, 100_000);
   // 32 px is the smallest input every model (total stride 32) maps to a non-empty feature map.
   const imageSize = parseCount(v["image-size"], "--image-size", 224, 32, 4096);

@@ -6,15 +6,17 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { runMain, UserError } from "../runtime/errors.ts";
+import { runMain } from "../runtime/errors.ts";
+import { assertWritableDir, choiceFlag, intFlag, parseCli, UsageError } from "../runtime/cli.ts";
 import { DATASETS, defaultCacheDir, getDataset, prepareDataset } from "../data/datasets.ts";
-import type { StorageFit } from "../data/images.ts";
 
 const USAGE = `usage: deno task prepare --dataset ID [--root DIR] [--cache DIR] [options]
 
 options:
   --dataset ID       one of: ${Object.keys(DATASETS).join(", ")}
+                     imagefolder:NAME is a custom ImageFolder dataset named NAME: cached under
+                     .cache/imagefolder-NAME, ledger id NAME
+  --name NAME        same as --dataset imagefolder:NAME
   --root DIR         dataset root (default: the dataset's default root, see --list)
   --cache DIR        cache directory (default .cache/<id>; must be under .cache/)
   --split METHOD     stanford-dogs: random (default, the paper's 80/20, seeded) | official
@@ -27,18 +29,12 @@ options:
   --list             list datasets with their layouts and default roots
   --help`;
 
-function intFlag(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UserError(`--${name} ${v}: expected a non-negative integer`);
-  return n;
-}
-
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
+  const { values } = parseCli(Deno.args, {
+    usage: USAGE,
     options: {
       dataset: { type: "string" },
+      name: { type: "string" },
       root: { type: "string" },
       cache: { type: "string" },
       split: { type: "string" },
@@ -48,39 +44,36 @@ async function main(): Promise<void> {
       concurrency: { type: "string" },
       force: { type: "boolean", default: false },
       list: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
     },
-    strict: true,
   });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
   if (values.list) {
     for (const d of Object.values(DATASETS)) {
       console.log(`${d.id.padEnd(14)} ${d.description}\n${"".padEnd(15)}default root: ${d.defaultRoot}`);
     }
     return;
   }
-  if (!values.dataset) throw new UserError(`--dataset is required\n${USAGE}`);
-  const info = getDataset(values.dataset);
-  const fit = values.fit;
-  if (fit !== undefined && fit !== "stretch" && fit !== "center-square") {
-    throw new UserError(`--fit ${fit}: expected stretch or center-square`);
+  if (values.name !== undefined && values.dataset !== undefined && values.dataset !== "imagefolder") {
+    throw new UsageError(
+      `--name ${values.name}: only for imagefolder datasets (--dataset imagefolder)`,
+      USAGE,
+    );
   }
-  const size = intFlag(values.size, "size");
-  if (size !== undefined && (size < 8 || size > 4096)) {
-    throw new UserError(`--size ${size}: expected 8..4096`);
-  }
+  const spec = values.name !== undefined ? `imagefolder:${values.name}` : values.dataset;
+  if (!spec) throw new UsageError("--dataset is required", USAGE);
+  getDataset(spec);
+  const fit = choiceFlag(values.fit, "fit", ["stretch", "center-square"] as const, USAGE);
+  const size = intFlag(values.size, "size", USAGE, { min: 8, max: 4096 });
+  const cacheDir = values.cache ?? defaultCacheDir(spec);
+  await assertWritableDir(cacheDir, "--cache", "prepare", [".cache"]);
   const result = await prepareDataset({
-    dataset: info.id,
+    dataset: spec,
     root: values.root,
-    cacheDir: values.cache ?? defaultCacheDir(info.id),
+    cacheDir,
     split: values.split,
-    seed: intFlag(values.seed, "seed"),
+    seed: intFlag(values.seed, "seed", USAGE),
     size,
-    fit: fit as StorageFit | undefined,
-    concurrency: intFlag(values.concurrency, "concurrency"),
+    fit,
+    concurrency: intFlag(values.concurrency, "concurrency", USAGE, { min: 1, max: 1024 }),
     force: values.force,
   });
   const m = result.manifest;

@@ -16,11 +16,13 @@ import { largestActivation } from "../models/inspect.ts";
 import { setDefaultKernels } from "../kernels/mod.ts";
 import { fusedAdamStep } from "../kernels/adam.ts";
 import { useFusedAdam } from "../train/optimizer.ts";
-import { defaultCacheDir, getDataset, prepareDataset } from "../data/datasets.ts";
+import { defaultCacheDir, ensurePrepared, getDataset } from "../data/datasets.ts";
+import { assertWritableDir } from "../runtime/cli.ts";
+import { assertNoDifferingRun } from "../train/identity.ts";
 import { openCache } from "../data/cache.ts";
 import { applyOverrides, buildPreset, describePreset, type Preset, presetLabel } from "../train/presets.ts";
 import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
-import { appendLedgerRow, type LedgerRecord } from "../train/ledger.ts";
+import { appendLedgerRow, checkLedger, findLedgerRun, type LedgerRecord } from "../train/ledger.ts";
 import { openTrainSource } from "../train/source.ts";
 import {
   lockRunFolder,
@@ -48,17 +50,15 @@ async function gitVersion(): Promise<string> {
   }
 }
 
-/** Opens the dataset's cache, preparing it first when it is missing. */
+/**
+ * Opens the dataset's cache, preparing it when missing and confirming it against its source
+ * (`--data`, or the root recorded in the cache) otherwise: a changed source is rebuilt, never
+ * silently replaced by the old cache (data/datasets.ts ensurePrepared).
+ */
 async function ensureCache(dataset: string, root: string | undefined) {
   const dir = defaultCacheDir(dataset);
-  if (!(await exists(`${dir}/manifest.json`))) {
-    // Concurrent trainings (a Slurm array) prepare once: the others wait, then find the manifest.
-    await withPrepareLock(dir, async () => {
-      if (await exists(`${dir}/manifest.json`)) return;
-      console.log(`no cache for ${dataset} in ${dir}: preparing it (once)`);
-      await prepareDataset({ dataset, root, cacheDir: dir });
-    });
-  }
+  // Concurrent trainings (a Slurm array) prepare once: the others wait, then find the manifest.
+  await withPrepareLock(dir, () => ensurePrepared(dataset, root));
   return await openCache(dir);
 }
 
@@ -66,8 +66,12 @@ async function ensureCache(dataset: string, root: string | undefined) {
 export async function runTraining(a: TrainArgs): Promise<Record<string, string | number> | undefined> {
   const info = getDataset(a.dataset);
   modelSpec(a.model);
-  const preset: Preset = applyOverrides(buildPreset(a.preset, a.model, a.dataset), a.overrides);
-  const dir = `${a.out}/${runName(a.model, a.dataset, presetLabel(preset), a.seed)}`;
+  // imagefolder:NAME: the protocol of "imagefolder", the identity (ledger, run folder) NAME.
+  const preset: Preset = applyOverrides(buildPreset(a.preset, a.model, info.base ?? info.id), a.overrides);
+  await assertWritableDir(a.out, "--out", "train", ["runs"]);
+  // A malformed ledger is found now, not after training (and before the run folder is made).
+  const ledgerRows = await checkLedger(`${a.out}/results.csv`);
+  const dir = `${a.out}/${runName(a.model, info.id, presetLabel(preset), a.seed)}`;
   await lockRunFolder(dir);
   const paths = runPaths(dir);
   const done = `${dir}/done.json`;
@@ -77,6 +81,22 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
     );
   }
   const ledger = `${a.out}/results.csv`;
+  if (a.resume && !(await exists(paths.checkpoint)) && !(await exists(done))) {
+    await assertNoDifferingRun(a.out, dir, `${a.model}_${info.id}_`, `_s${a.seed}`, { ...preset, seed: a.seed });
+  }
+  const inLedger = findLedgerRun(ledgerRows, {
+    model: a.model,
+    dataset: info.id,
+    preset: presetLabel(preset),
+    seed: a.seed,
+  });
+  if (!a.resume && !a.force && inLedger !== undefined) {
+    console.log(
+      `${ledger}, line ${inLedger} already has ${a.model} on ${info.id} (${presetLabel(preset)}, seed ${a.seed}); ` +
+        `nothing to do. Pass --force to train it again (a second row), or use another --seed or --out`,
+    );
+    return undefined;
+  }
   if (a.resume && (await exists(done))) {
     // done.json is written before the ledger row: a kill between the two is repaired here.
     const row = JSON.parse(await Deno.readTextFile(done)) as LedgerRecord;
@@ -96,7 +116,7 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   console.log(describePreset(preset));
   console.log(`seed ${a.seed}, kernels ${a.kernels}, adapter ${facts.description}, run dir ${dir}`);
 
-  const cache = await ensureCache(info.id, a.data);
+  const cache = await ensureCache(a.dataset, a.data);
   const numClasses = info.numClasses ?? cache.manifest.numClasses;
   if (!numClasses) {
     throw new UserError(`${info.id}: cannot tell the number of classes from the cache manifest`);

@@ -73,3 +73,50 @@ export async function appendLedgerRow(
     return true;
   });
 }
+
+/**
+ * Reads an existing ledger and checks its header before a run starts, so a malformed ledger is found
+ * in seconds, not after hours of training. A missing file is fine (an empty ledger). Returns the rows.
+ */
+export async function checkLedger(path: string): Promise<Record<string, string>[]> {
+  if (!(await exists(path))) return [];
+  let table;
+  try {
+    table = parseCsv(await Deno.readTextFile(path));
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    if (err instanceof Deno.errors.IsADirectory) {
+      throw new UserError(`${path}: is a directory, not the training ledger; use another --out`);
+    }
+    if (err instanceof Deno.errors.InvalidData || err instanceof TypeError) {
+      throw new UserError(`${path}: not a text CSV file; use another --out directory or fix the file`);
+    }
+    throw new UserError(
+      `${path}: malformed CSV (${
+        String((err as Error).message).split("\n")[0]
+      }); use another --out or fix the file`,
+    );
+  }
+  if (table.header.length && table.header.join(",") !== LEDGER_COLUMNS.join(",")) {
+    throw new UserError(
+      `${path}, line 1: header "${table.header.join(",")}" is not the training ledger's ` +
+        `"${LEDGER_COLUMNS.join(",")}"; use another --out directory or fix the file`,
+    );
+  }
+  return table.rows.map((r) => Object.fromEntries(table.header.map((h, i) => [h, r[i]])));
+}
+
+/**
+ * The 1-based line of the first ledger row of the same configuration (model, dataset, preset label,
+ * seed), or undefined: a rerun of a finished configuration would add a second row for one seed.
+ */
+export function findLedgerRun(
+  rows: readonly Record<string, string>[],
+  run: { model: string; dataset: string; preset: string; seed: number },
+): number | undefined {
+  const i = rows.findIndex((r) =>
+    r.model === run.model && r.dataset === run.dataset && r.preset === run.preset &&
+    r.seed === String(run.seed)
+  );
+  return i < 0 ? undefined : i + 2;
+}

@@ -29,6 +29,7 @@ options:
   --kernels K        custom (default) | stock
   --out DIR          results directory (default runs; the ledger is DIR/results.csv)
   --resume           continue DIR/<run>/checkpoint.safetensors
+  --force            train even if DIR/results.csv has a row of this model, dataset, preset and seed
   --log-every N      progress line every N steps (default 25; each one waits for the GPU)
   --help
 
@@ -48,6 +49,8 @@ export interface TrainArgs {
   kernels: Ctx["kernels"];
   out: string;
   resume: boolean;
+  /** Train even if the ledger already has a row of this configuration and seed. */
+  force?: boolean;
   logEvery: number;
 }
 
@@ -77,6 +80,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
       kernels: { type: "string", default: "custom" },
       out: { type: "string", default: "runs" },
       resume: { type: "boolean", default: false },
+      force: { type: "boolean", default: false },
       "log-every": { type: "string", default: "25" },
       help: { type: "boolean", default: false },
     },
@@ -111,6 +115,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
     kernels: values.kernels,
     out: values.out!,
     resume: values.resume!,
+    force: values.force!,
     logEvery: positiveInt(values["log-every"], "log-every")!,
   };
 }

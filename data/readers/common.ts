@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { readFileBounded } from "../../runtime/cli.ts";
 import { isAbsolute, join } from "node:path";
 import { UserError } from "../../runtime/errors.ts";
 import { type DecodedImage, decodeToStorage, type StorageFit, type StorageSpec } from "../images.ts";
@@ -166,11 +167,19 @@ export async function scanImageFolder(
       );
     }
     const dirs: string[] = [];
-    const walk = async (d: string) => {
+    // Symlinked folders are followed (as torchvision's os.walk(followlinks=True)); a link back to an
+    // ancestor would recurse forever, so the chain of real paths is tracked and a loop refused.
+    const walk = async (d: string, ancestors: string[]) => {
+      const real = await Deno.realPath(join(base, d));
+      if (ancestors.includes(real)) {
+        throw new UserError(
+          `${join(base, d)}: symbolic link loop (leads back to ${real}); remove or replace the link`,
+        );
+      }
       dirs.push(d);
-      for (const sub of await listDirs(join(base, d))) await walk(`${d}/${sub}`);
+      for (const sub of await listDirs(join(base, d))) await walk(`${d}/${sub}`, [...ancestors, real]);
     };
-    await walk(cls);
+    await walk(cls, []);
     for (const d of sortCodeUnits(dirs)) {
       const files: string[] = [];
       for await (const e of Deno.readDir(join(base, d))) {
@@ -187,6 +196,9 @@ export async function scanImageFolder(
   return { classes: classNames, items };
 }
 
+/** The largest image file read (bytes); larger files are skipped as unreadable. */
+export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
+
 /** A split whose items are encoded image files under `root`, decoded with sharp at `storage`. */
 export function fileSplit(name: string, root: string, items: FileItem[], storage: StorageSpec): SplitSource {
   return {
@@ -197,7 +209,8 @@ export function fileSplit(name: string, root: string, items: FileItem[], storage
     load: async (i) => {
       let bytes: Uint8Array;
       try {
-        bytes = await Deno.readFile(join(root, items[i].path));
+        // Bounded: an image path that is a device or FIFO (or absurdly large) is skipped, not read forever.
+        bytes = await readFileBounded(join(root, items[i].path), MAX_IMAGE_FILE_BYTES);
       } catch (err) {
         if (err instanceof Deno.errors.NotFound) throw new Error("file not found");
         throw err;

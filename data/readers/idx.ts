@@ -10,6 +10,7 @@
  */
 import { join } from "node:path";
 import { UserError } from "../../runtime/errors.ts";
+import { gunzipBounded, readFileBounded } from "../../runtime/cli.ts";
 import type { StorageSpec } from "../images.ts";
 import { arraySplit, type DatasetSource, type ReaderOptions, statOrUndefined } from "./common.ts";
 
@@ -21,13 +22,19 @@ export interface IdxArray {
   data: Uint8Array;
 }
 
-/** Gunzips `bytes` if they start with the gzip magic; otherwise returns them unchanged. */
-export async function maybeGunzip(bytes: Uint8Array): Promise<Uint8Array> {
+/**
+ * The largest IDX file accepted, compressed or not (Fashion-MNIST's largest is 47 MB): bounds both
+ * the read and the gunzip, so a device file or a decompression bomb cannot hang the reader.
+ */
+export const MAX_IDX_BYTES = 512 * 2 ** 20;
+
+/**
+ * Gunzips `bytes` if they start with the gzip magic; otherwise returns them unchanged. A truncated
+ * or corrupt stream, or one inflating past {@link MAX_IDX_BYTES}, is a one-line UserError naming `where`.
+ */
+export async function maybeGunzip(bytes: Uint8Array, where = "gzip input"): Promise<Uint8Array> {
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
-  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-    new DecompressionStream("gzip"),
-  );
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  return await gunzipBounded(bytes, MAX_IDX_BYTES, where);
 }
 
 /** Parses an IDX file whose element type is unsigned byte (type code 0x08). */
@@ -56,7 +63,10 @@ export async function readIdxFile(dir: string, name: string): Promise<{ array: I
   for (const candidate of [name, `${name}.gz`]) {
     const path = join(dir, candidate);
     if ((await statOrUndefined(path))?.isFile) {
-      return { array: parseIdx(await maybeGunzip(await Deno.readFile(path)), path), path };
+      return {
+        array: parseIdx(await maybeGunzip(await readFileBounded(path, MAX_IDX_BYTES), path), path),
+        path,
+      };
     }
   }
   throw new UserError(
