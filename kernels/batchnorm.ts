@@ -19,7 +19,7 @@
  */
 import { type Tensor, tf, type WebGPUBackend } from "../runtime/tf.ts";
 import { adapterFacts } from "../runtime/webgpu.ts";
-import { ensurePrivate, rawDispatch, rawPipeline } from "./adam.ts";
+import { ensurePrivate, rawDispatch, rawPipeline } from "../runtime/gpu.ts";
 
 /** Activation fused into the normalisation. */
 export type BnActivation = "identity" | "relu" | "relu6" | "silu";

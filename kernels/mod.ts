@@ -19,6 +19,7 @@ import {
 import { type SeOptions, seShape, squeezeExciteStock, XS_SQUEEZE_EXCITE } from "./se.ts";
 import { registerXsKernels } from "./register.ts";
 import { matMulShape, XS_MATMUL } from "./matmul.ts";
+import { randomMask as randomMaskImpl } from "./random.ts";
 
 export type { DepthwiseConvOptions } from "./depthwise.ts";
 export type { SeActivation, SeGate, SeOptions } from "./se.ts";
@@ -27,6 +28,8 @@ export { squeezeExciteStock } from "./se.ts";
 export { kernelTuning, setKernelTuning } from "./common.ts";
 export type { KernelTuning } from "./common.ts";
 export { registerXsKernels } from "./register.ts";
+export { STEP_SCALARS } from "./step_scalars.ts";
+export { adamStepScalars, fusedAdamStep } from "./adam.ts";
 
 /** Which implementation runs the hot ops: our WGSL kernels or the stock tfjs ops. */
 export type KernelChoice = "custom" | "stock";
@@ -161,4 +164,13 @@ export function depthwiseConv2dBackpropFilter(
     pad: [...options.pad],
     filterShape: [...filterShape],
   }) as Tensor;
+}
+
+/**
+ * Dropout / stochastic-depth keep mask from the step scalars' counter-based RNG (kernels/random.ts):
+ * `1/keep` where kept, 0 where dropped.
+ */
+export function randomMask(scalars: Tensor, shape: number[], keep: number, site: number): Tensor {
+  registerXsKernels();
+  return randomMaskImpl(scalars, shape, keep, site);
 }

@@ -22,6 +22,7 @@ import {
   XS_DEPTHWISE_BACKPROP_INPUT,
 } from "./depthwise.ts";
 import { matMulKernelStock, matMulKernelWebGPU, XS_MATMUL } from "./matmul.ts";
+import { randomMaskCpu, randomMaskWebGPU, XS_RANDOM_MASK } from "./random.ts";
 import {
   seForwardStockKernel,
   seForwardWebGPU,
@@ -42,6 +43,7 @@ export const XS_KERNEL_NAMES: readonly string[] = [
   XS_SQUEEZE_EXCITE,
   XS_SQUEEZE_EXCITE_GRAD,
   XS_MATMUL,
+  XS_RANDOM_MASK,
 ];
 
 /**
@@ -64,6 +66,7 @@ export function registerXsKernels(): void {
   reg(XS_SQUEEZE_EXCITE, "webgpu", seForwardWebGPU);
   reg(XS_SQUEEZE_EXCITE_GRAD, "webgpu", seGradWebGPU);
   reg(XS_MATMUL, "webgpu", matMulKernelWebGPU);
+  reg(XS_RANDOM_MASK, "webgpu", randomMaskWebGPU);
 
   reg(XS_DEPTHWISE, "cpu", dwForwardStockKernel);
   reg(XS_DEPTHWISE_BACKPROP_INPUT, "cpu", dwInputGradStockKernel);
@@ -72,6 +75,7 @@ export function registerXsKernels(): void {
   reg(XS_SQUEEZE_EXCITE, "cpu", seForwardStockKernel);
   reg(XS_SQUEEZE_EXCITE_GRAD, "cpu", seGradStockKernel);
   reg(XS_MATMUL, "cpu", matMulKernelStock);
+  reg(XS_RANDOM_MASK, "cpu", randomMaskCpu);
 
   if (tf.getGradient(XS_DEPTHWISE) === undefined) {
     tf.registerGradient({

@@ -14,7 +14,7 @@
  */
 import { type Tensor, tf } from "../runtime/tf.ts";
 import { Rng } from "../runtime/rng.ts";
-import { depthwiseConv2d, type KernelChoice, matMul, squeezeExcite } from "../kernels/mod.ts";
+import { depthwiseConv2d, type KernelChoice, matMul, randomMask, squeezeExcite } from "../kernels/mod.ts";
 import { batchNormTrain } from "../kernels/batchnorm.ts";
 
 export type { KernelChoice, Tensor };
@@ -188,6 +188,12 @@ export interface Ctx {
   rng: Rng;
   /** Which implementation runs depthwise convolutions and SE blocks. */
   kernels: KernelChoice;
+  /**
+   * Set by the training step (train/step.ts): dropout and stochastic depth draw their masks from
+   * this step-scalar block's counter-based RNG (kernels/random.ts), one site number per call.
+   * Without it they draw a seed from `rng` (ad-hoc training-mode calls).
+   */
+  random?: { scalars: Tensor; site: number };
   /** Set in meta mode: operation counts accumulate here. */
   counts?: OpCounts;
   /**
@@ -462,6 +468,7 @@ export const ops = {
   /** Dropout (inverted scaling) in training; identity in eval. */
   dropout(x: Tensor, rate: number, ctx: Ctx): Tensor {
     if (isMeta(x) || !ctx.training || rate <= 0) return x;
+    if (ctx.random) return tf.mul(x, randomMask(ctx.random.scalars, shp(x), 1 - rate, ctx.random.site++));
     return tf.dropout(x, rate, undefined, seedFrom(ctx));
   },
 
@@ -470,6 +477,7 @@ export const ops = {
     if (isMeta(x) || !ctx.training || rate <= 0) return x;
     const keep = 1 - rate;
     const shape = [shp(x)[0], ...shp(x).slice(1).map(() => 1)];
+    if (ctx.random) return tf.mul(x, randomMask(ctx.random.scalars, shape, keep, ctx.random.site++));
     const mask = tf.floor(tf.add(tf.randomUniform(shape, 0, 1, "float32", seedFrom(ctx)), keep));
     return tf.mul(x, tf.div(mask, keep));
   },

@@ -1,334 +1,169 @@
 /**
- * `deno task bench:step`: training-step cost per model, stock tfjs ops vs the custom kernels
- * (fused BatchNorm, fused Adam, the depthwise/SE kernels behind `kernels: "custom"`).
+ * `deno task bench:step`: the cost of the trainer's own training step (train/step.ts), recorded
+ * (replayed) vs eager, in one process.
  *
  *     deno task bench:step --model mobilenet [--image-size 32] [--batch-size 32] [--steps 10]
- *                          [--kernels custom|stock] [--all] [--no-compare] [--no-profile]
+ *                          [--step recorded|eager] [--all] [--compare-stock] [--json FILE]
  *
- * A step is forward (training mode) + label-smoothed cross-entropy + gradients + Adam, in one
- * tidy, on a fixed seeded batch. Reported per variant: median ms/step over `--steps` steps after
- * two warm-up steps (each step synced by reading the loss), GPU dispatches per step (every
- * `dispatchWorkgroups`, tfjs's and the raw ones), live and pooled GPU memory, and the top kernels
- * of one `tf.profile`d step. Without `--kernels` both variants run in this process (the pool is
- * emptied between them) and the table shows custom/stock ratios. A model whose largest tensor at
- * this batch would exceed the adapter's `maxStorageBufferBindingSize` gets a "does not fit" row.
+ * Per row: median ms of one synced step (step, then wait for the GPU), ms per step of `--steps`
+ * steps queued back to back with one sync (throughput), `host_ms` — the time to issue one step
+ * with the GPU idle (the GPU is drained first and the step's submits carry no work, so this is host
+ * work only: JavaScript, tfjs bookkeeping, WebGPU encoding and the submit calls) — and the WebGPU calls of one step (dispatches, submits, passes,
+ * bind groups, buffers, buffer writes). The batch is a fixed synthetic one already on the GPU, as
+ * the augmentation leaves it. `--compare-stock` adds the stock-kernel eager step (slow: bounded to
+ * 2 timed steps, run after the others).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { type Tensor, tf, type WebGPUBackend } from "../runtime/tf.ts";
+import { tf, type WebGPUBackend } from "../runtime/tf.ts";
 import { assertBindable, assertGpuHealthy, GpuError, initRuntime } from "../runtime/webgpu.ts";
 import { runMain, UserError } from "../runtime/errors.ts";
+import {
+  deviceOf,
+  gpuBufferOf,
+  type GpuCallCounts,
+  gpuCallCounts,
+  installGpuHooks,
+  withoutGpuWork,
+} from "../runtime/gpu.ts";
+import { writeFileAtomic } from "../runtime/fs.ts";
 import { Rng } from "../runtime/rng.ts";
-import { buildModel, MODELS, type ModelSpec, registerModel } from "../models/registry.ts";
-import type { KernelChoice, Model } from "../models/core.ts";
-import { fusedAdamStep } from "../kernels/adam.ts";
+import "../models/zoo.ts";
+import { buildModel, MODELS } from "../models/registry.ts";
+import { largestActivation } from "../models/inspect.ts";
+import type { KernelChoice } from "../models/core.ts";
+import { createAdamState, disposeAdamState } from "../train/optimizer.ts";
+import { type StepMode, TrainStep } from "../train/step.ts";
+import type { TrainBatch } from "../data/types.ts";
 
-/** Label smoothing of the reference loss. */
-const SMOOTHING = 0.05;
-
-/** Mean label-smoothed cross-entropy (PyTorch `CrossEntropyLoss(label_smoothing)`), labels one-hot [B, C]. */
-export function smoothedCrossEntropy(logits: Tensor, oneHot: Tensor, smoothing = SMOOTHING): Tensor {
-  const [b, c] = logits.shape;
-  const target = tf.add(tf.mul(oneHot, 1 - smoothing), smoothing / c);
-  return tf.div(tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)))), b);
-}
-
-/** Adam state over flat moments (the layout of train/optimizer.ts). */
-interface FlatAdam {
-  m: tf.Variable;
-  v: tf.Variable;
-  step: number;
-}
-
-/**
- * The plain-ops Adam the trainer uses without custom kernels (same composition as
- * train/optimizer.ts `applyAdam`: one concat, ~10 flat elementwise ops, a slice + sub per variable).
- */
-function stockAdam(vars: tf.Variable[], grads: Tensor[], s: FlatAdam, lr: number): void {
-  const beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  const bc1 = 1 - beta1 ** s.step;
-  const bc2Sqrt = Math.sqrt(1 - beta2 ** s.step);
-  const g = tf.concat(grads.map((gr) => tf.reshape(gr, [-1])));
-  const m = tf.add(s.m, tf.mul(tf.sub(g, s.m), 1 - beta1));
-  const v = tf.add(tf.mul(s.v, beta2), tf.mul(tf.square(g), 1 - beta2));
-  s.m.assign(m);
-  s.v.assign(v);
-  const update = tf.mul(tf.div(m, tf.add(tf.div(tf.sqrt(v), bc2Sqrt), eps)), lr / bc1);
-  let offset = 0;
-  for (const p of vars) {
-    p.assign(tf.sub(p, tf.reshape(tf.slice(update, offset, p.size), p.shape)));
-    offset += p.size;
-  }
-}
-
-/** A model with its optimizer state, stepping with one kernel choice. */
-export interface Trainer {
-  model: Model;
-  kernels: KernelChoice;
-  /** One training step on (x, oneHot); returns the loss (a scalar tensor the caller disposes). */
-  step(x: Tensor, oneHot: Tensor): Tensor;
-  /**
-   * Loss and gradients (in `model.params.trainableVariables()` order) on (x, oneHot), updating
-   * nothing but the BN running stats.
-   */
-  grads(x: Tensor, oneHot: Tensor): { value: Tensor; grads: Tensor[] };
-  /** Frees the model's variables and the optimizer state. */
-  dispose(): void;
-}
-
-/** Builds `modelId` (seeded) with Adam state; `kernels` picks stock ops or the custom kernels. */
-export function makeTrainer(
-  modelId: string,
-  o: { imageSize: number; numClasses: number; seed: number; kernels: KernelChoice; lr?: number },
-): Trainer {
-  const model = buildModel(modelId, { numClasses: o.numClasses, imageSize: o.imageSize, seed: o.seed });
-  const vars = model.params.trainableVariables();
-  const n = vars.reduce((a, v) => a + v.size, 0);
-  const state: FlatAdam = {
-    m: tf.tidy(() => tf.variable(tf.zeros([n]), false)),
-    v: tf.tidy(() => tf.variable(tf.zeros([n]), false)),
-    step: 0,
-  };
-  const lr = o.lr ?? 1e-3;
-  const rng = new Rng(o.seed + 1);
-  return {
-    model,
-    kernels: o.kernels,
-    step(x: Tensor, oneHot: Tensor): Tensor {
-      return tf.tidy(() => {
-        const ctx = { training: true, rng, kernels: o.kernels };
-        const { value, grads } = tf.variableGrads(
-          () => smoothedCrossEntropy(model.apply(x, ctx), oneHot) as tf.Scalar,
-          vars,
-        );
-        state.step += 1;
-        const g = vars.map((v) => grads[v.name]);
-        if (o.kernels === "custom") fusedAdamStep(vars, g, state.m, state.v, state.step, lr);
-        else stockAdam(vars, g, state, lr);
-        return value;
-      });
-    },
-    grads(x: Tensor, oneHot: Tensor) {
-      return tf.tidy(() => {
-        const ctx = { training: true, rng, kernels: o.kernels };
-        const { value, grads } = tf.variableGrads(
-          () => smoothedCrossEntropy(model.apply(x, ctx), oneHot) as tf.Scalar,
-          vars,
-        );
-        return { value, grads: vars.map((v) => grads[v.name]) };
-      });
-    },
-    dispose() {
-      model.params.dispose();
-      state.m.dispose();
-      state.v.dispose();
-    },
-  };
-}
-
-/** Imports models/zoo.ts (which registers every family), or, before it exists, every family file. */
-export async function registerZoo(): Promise<void> {
-  const dir = new URL("../models/", import.meta.url);
-  try {
-    await import(new URL("zoo.ts", dir).href);
-    return;
-  } catch (err) {
-    if (!(err instanceof Error) || !/zoo\.ts/.test(err.message)) throw err;
-  }
-  for await (const e of Deno.readDir(dir)) {
-    if (!e.name.endsWith(".ts") || ["core.ts", "registry.ts", "blocks.ts"].includes(e.name)) continue;
-    const mod = await import(new URL(e.name, dir).href) as Record<string, unknown>;
-    for (const v of Object.values(mod)) {
-      const spec = v as ModelSpec;
-      if (
-        spec && typeof spec === "object" && typeof spec.id === "string" && typeof spec.build === "function"
-      ) {
-        if (!MODELS[spec.id]) registerModel(spec);
-      }
-    }
-  }
-}
-
-let dispatches = 0;
-let counting = false;
-/** Counts every compute dispatch from now on (tfjs programs and raw dispatches alike). */
-function installDispatchCounter(): void {
-  if (counting) return;
-  counting = true;
-  const proto = GPUComputePassEncoder.prototype;
-  const orig = proto.dispatchWorkgroups;
-  proto.dispatchWorkgroups = function (this: GPUComputePassEncoder, x: number, y?: number, z?: number) {
-    dispatches++;
-    return orig.call(this, x, y, z);
-  };
-}
-
-interface PoolInternals {
-  freeBuffers: Map<string, GPUBuffer[]>;
-  numFreeBuffers: number;
-  numBytesAllocated: number;
-}
-/** Destroys the pooled free buffers, so the next variant's pool growth is its own. */
-function releaseFreeBuffers(): void {
-  if (tf.getBackend() !== "webgpu") return;
-  const bm = (tf.backend() as unknown as { bufferManager: PoolInternals }).bufferManager;
-  for (const list of bm.freeBuffers.values()) {
-    for (const b of list) {
-      bm.numBytesAllocated -= b.size;
-      b.destroy();
-    }
-    list.length = 0;
-  }
-  bm.numFreeBuffers = 0;
-}
-
-/** One variant's measurements. */
-export interface StepResult {
+/** One measured variant (the `--json` row). */
+export interface StepRow {
   model: string;
+  image_size: number;
+  batch_size: number;
   kernels: KernelChoice;
-  imageSize: number;
-  batch: number;
-  msMedian: number;
-  msMin: number;
-  /** Mean ms/step of `steps` steps queued with a single sync at the end. */
-  msQueued: number;
-  dispatchesPerStep: number;
-  liveMiB: number;
-  poolMiB: number;
-  topKernels: Array<{ name: string; ms: number; calls: number }>;
+  step: StepMode;
+  /** Median of synced steps (ms). */
+  ms_median: number;
+  /** Mean ms/step of steps queued back to back, one sync at the end. */
+  ms_queued: number;
+  /** Host time to issue one step with the GPU idle (ms, median). */
+  host_ms: number;
+  dispatches: number;
+  submits: number;
+  passes: number;
+  bind_groups: number;
+  buffers_created: number;
+  buffer_writes: number;
+  /** Mean training loss over the timed steps (a sanity value: finite, near ln(classes)). */
   loss: number;
   error?: string;
 }
-
-const MiB = 2 ** 20;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-function makeBatch(
-  batch: number,
-  size: number,
-  classes: number,
-  seed: number,
-): { x: Tensor; oneHot: Tensor } {
+/** A fixed synthetic batch on the GPU; each step gets shared-data clones (the step disposes them). */
+function syntheticBatch(b: number, size: number, classes: number, seed: number) {
   const rng = new Rng(seed);
-  const labels = Int32Array.from({ length: batch }, () => rng.int(0, classes));
+  const x = tf.tensor4d(Float32Array.from({ length: b * size * size * 3 }, () => rng.normal()), [
+    b,
+    size,
+    size,
+    3,
+  ]);
+  const y = tf.tensor1d(Int32Array.from({ length: b }, () => rng.int(0, classes)), "int32");
+  const yB = tf.tensor1d(Int32Array.from({ length: b }, () => rng.int(0, classes)), "int32");
+  if (tf.getBackend() === "webgpu") {
+    for (const t of [x, y, yB]) gpuBufferOf(tf.backend() as WebGPUBackend, t);
+  }
   return {
-    x: tf.randomNormal([batch, size, size, 3], 0, 1, "float32", seed),
-    oneHot: tf.oneHot(tf.tensor1d(labels, "int32"), classes).toFloat(),
+    next: (): TrainBatch => ({ x: tf.clone(x), yA: tf.clone(y), yB: tf.clone(yB), lambda: 0.7, valid: b }),
+    dispose: () => tf.dispose([x, y, yB]),
   };
 }
 
-/**
- * Largest tensor a training step creates at `batch`, in bytes. The step's allocations are recorded
- * at batch 2 and batch 4 (same ops in the same order; batch 1 is avoided because tfjs skips work on
- * size-1 axes); each size is affine in the batch (activations scale, weights do not), so
- * size(B) = s2 + (s4 − s2)(B − 2)/2. Used to refuse shapes the adapter cannot bind before running.
- */
-function largestTensorBytes(modelId: string, imageSize: number, batch: number, numClasses: number): number {
-  const backend = tf.backend() as WebGPUBackend;
-  const orig = backend.makeTensorInfo.bind(backend);
-  const record = (b: number): number[] => {
-    const sizes: number[] = [];
-    backend.makeTensorInfo = (shape, dtype, values) => {
-      sizes.push(shape.reduce((a: number, d: number) => a * d, 1) * 4);
-      return orig(shape, dtype, values);
-    };
-    const t = makeTrainer(modelId, { imageSize, numClasses, seed: 0, kernels: "stock" });
-    try {
-      const { x, oneHot } = makeBatch(b, imageSize, numClasses, 1);
-      tf.dispose([t.step(x, oneHot), x, oneHot]);
-    } finally {
-      backend.makeTensorInfo = orig;
-      t.dispose();
-    }
-    return sizes;
-  };
-  const s2 = record(2), s4 = record(4);
-  if (s2.length !== s4.length) return Math.max(...s4) * Math.max(1, batch / 4);
-  return Math.max(...s2.map((a, i) => a + ((s4[i] - a) * (batch - 2)) / 2));
+async function gpuIdle(): Promise<void> {
+  if (tf.getBackend() === "webgpu") await deviceOf(tf.backend() as WebGPUBackend).queue.onSubmittedWorkDone();
 }
 
-/** Measures `steps` training steps of one variant. */
-export async function benchVariant(
-  modelId: string,
-  kernels: KernelChoice,
-  o: { imageSize: number; batch: number; steps: number; numClasses: number; profile: boolean },
-): Promise<StepResult> {
-  releaseFreeBuffers();
-  const mem0 = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
-  const pool0 = mem0.numBytesAllocatedInGPU ?? 0;
-  const live0 = mem0.numBytesInGPU ?? 0;
-  const t = makeTrainer(modelId, { imageSize: o.imageSize, numClasses: o.numClasses, seed: 0, kernels });
-  const { x, oneHot } = makeBatch(o.batch, o.imageSize, o.numClasses, 7);
+/** Measures the trainer's step for one model, kernel choice and step mode. */
+export async function benchStep(
+  model: string,
+  o: {
+    imageSize: number;
+    batch: number;
+    steps: number;
+    numClasses: number;
+    kernels: KernelChoice;
+    step: StepMode;
+  },
+): Promise<StepRow> {
+  const net = buildModel(model, { numClasses: o.numClasses, imageSize: o.imageSize, seed: 0 });
+  const adam = createAdamState(net.params.trainableVariables());
+  const ctx = { training: true, rng: new Rng(1), kernels: o.kernels };
+  const step = new TrainStep(net, adam, ctx, { kernels: o.kernels, labelSmoothing: 0.05, mode: o.step });
+  const data = syntheticBatch(o.batch, o.imageSize, o.numClasses, 7);
+  let counter = 0;
+  const run = () => step.run(data.next(), 1e-4, { seed: 1, counter: counter++ });
   try {
-    let loss = NaN;
-    for (let i = 0; i < 2; i++) {
-      const l = t.step(x, oneHot);
-      loss = (await l.data())[0];
-      l.dispose();
-      assertGpuHealthy();
-    }
-    const times: number[] = [];
-    let d = 0;
-    for (let i = 0; i < o.steps; i++) {
-      const d0 = dispatches;
-      const t0 = performance.now();
-      const l = t.step(x, oneHot);
-      loss = (await l.data())[0];
-      times.push(performance.now() - t0);
-      d = dispatches - d0;
-      l.dispose();
-    }
-    // The same steps queued back to back with one sync at the end: no ~11 ms readback floor per
-    // step, which matters on a real GPU where a step takes tens of ms.
-    const tq = performance.now();
-    const queued: Tensor[] = [];
-    for (let i = 0; i < o.steps; i++) queued.push(t.step(x, oneHot));
-    await queued[queued.length - 1].data();
-    const msQueued = (performance.now() - tq) / o.steps;
-    tf.dispose(queued);
+    // Warm-up: compiles every pipeline; in recorded mode the second step is the recording.
+    for (let i = 0; i < 3; i++) run();
+    await step.readMetrics();
     assertGpuHealthy();
-    const mem = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
-    const live = (mem.numBytesInGPU ?? 0) - live0;
-    const pool = (mem.numBytesAllocatedInGPU ?? 0) - pool0;
-    let top: StepResult["topKernels"] = [];
-    if (o.profile) {
-      const info = await tf.profile(async () => {
-        const l = t.step(x, oneHot);
-        await l.data();
-        l.dispose();
-      });
-      const agg = new Map<string, { ms: number; calls: number }>();
-      for (const k of info.kernels) {
-        const ms = typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;
-        const e = agg.get(k.name) ?? { ms: 0, calls: 0 };
-        e.ms += ms;
-        e.calls += 1;
-        agg.set(k.name, e);
-      }
-      top = [...agg.entries()].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms).slice(0, 6);
+    step.resetMetrics();
+    const synced: number[] = [], host: number[] = [];
+    let calls: GpuCallCounts | undefined;
+    for (let i = 0; i < o.steps; i++) {
+      await gpuIdle();
+      const c0 = gpuCallCounts();
+      const t0 = performance.now();
+      run();
+      const c1 = gpuCallCounts();
+      await gpuIdle();
+      synced.push(performance.now() - t0);
+      calls ??= Object.fromEntries(
+        Object.keys(c1).map((k) => [k, c1[k as keyof GpuCallCounts] - c0[k as keyof GpuCallCounts]]),
+      ) as unknown as GpuCallCounts;
     }
+    // Host time: the same step issued with its GPU work dropped (on a software adapter the GPU
+    // work would otherwise block inside later submits and be counted as host time).
+    for (let i = 0; i < o.steps; i++) {
+      await gpuIdle();
+      const t0 = performance.now();
+      withoutGpuWork(run);
+      host.push(performance.now() - t0);
+    }
+    const tq = performance.now();
+    for (let i = 0; i < o.steps; i++) run();
+    const m = await step.readMetrics();
+    const msQueued = (performance.now() - tq) / o.steps;
+    assertGpuHealthy();
     return {
-      model: modelId,
-      kernels,
-      imageSize: o.imageSize,
-      batch: o.batch,
-      msMedian: median(times),
-      msMin: Math.min(...times),
-      msQueued,
-      dispatchesPerStep: d,
-      liveMiB: live / MiB,
-      poolMiB: pool / MiB,
-      topKernels: top,
-      loss,
+      model,
+      image_size: o.imageSize,
+      batch_size: o.batch,
+      kernels: o.kernels,
+      step: step.plan ? "recorded" : "eager",
+      ms_median: median(synced),
+      ms_queued: msQueued,
+      host_ms: median(host),
+      dispatches: calls!.dispatches,
+      submits: calls!.submits,
+      passes: calls!.passes,
+      bind_groups: calls!.createBindGroup,
+      buffers_created: calls!.createBuffer,
+      buffer_writes: calls!.writeBuffer,
+      loss: m.lossSum / (2 * o.steps * o.batch),
     };
   } finally {
-    tf.dispose([x, oneHot]);
-    t.dispose();
+    data.dispose();
+    step.dispose();
+    disposeAdamState(adam);
+    net.params.dispose();
   }
 }
 
@@ -336,94 +171,74 @@ function fmt(x: number, digits = 1): string {
   return Number.isFinite(x) ? x.toFixed(digits) : "—";
 }
 
-/** The markdown table of a set of results (custom rows carry ratios against the stock row). */
-export function formatTable(results: StepResult[]): string {
+/** The markdown table of a set of rows; recorded rows carry their ratios to the eager row. */
+export function formatStepTable(rows: StepRow[]): string {
   const lines = [
-    "| model | size | batch | kernels | ms/step (median, synced) | ms/step (queued) | dispatches/step | " +
-    "live MiB | pool MiB | speed-up vs stock (median / queued) | dispatches stock/custom | loss |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| model | px | batch | kernels | step | ms/step synced | ms/step queued | host ms | dispatches | submits | passes | bind groups | buffers | writes | eager/recorded (queued, host) | loss |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
-  for (const r of results) {
+  for (const r of rows) {
     if (r.error) {
-      lines.push(`| ${r.model} | ${r.imageSize} | ${r.batch} | ${r.kernels} | ${r.error} | | | | | | | |`);
+      lines.push(
+        `| ${r.model} | ${r.image_size} | ${r.batch_size} | ${r.kernels} | ${r.step} | ${r.error} |`,
+      );
       continue;
     }
-    const base = results.find((s) => s.model === r.model && s.kernels === "stock" && !s.error);
-    const custom = r.kernels === "custom" && base;
-    const ratio = custom
-      ? `${fmt(base.msMedian / r.msMedian, 2)}× / ${fmt(base.msQueued / r.msQueued, 2)}×`
+    const eager = rows.find((e) =>
+      e.model === r.model && e.kernels === "custom" && e.step === "eager" && !e.error
+    );
+    const ratio = r.step === "recorded" && eager
+      ? `${fmt(eager.ms_queued / r.ms_queued, 2)}×, ${fmt(eager.host_ms / r.host_ms, 1)}×`
       : "";
-    const dratio = custom ? `${fmt(base.dispatchesPerStep / r.dispatchesPerStep, 2)}×` : "";
-    const cells = [
-      r.model,
-      r.imageSize,
-      r.batch,
-      r.kernels,
-      fmt(r.msMedian),
-      fmt(r.msQueued),
-      r.dispatchesPerStep,
-      fmt(r.liveMiB),
-      fmt(r.poolMiB),
-      ratio,
-      dratio,
-      fmt(r.loss, 4),
-    ];
-    lines.push(`| ${cells.join(" | ")} |`);
+    lines.push(
+      `| ${
+        [
+          r.model,
+          r.image_size,
+          r.batch_size,
+          r.kernels,
+          r.step,
+          fmt(r.ms_median),
+          fmt(r.ms_queued),
+          fmt(r.host_ms, 2),
+          r.dispatches,
+          r.submits,
+          r.passes,
+          r.bind_groups,
+          r.buffers_created,
+          r.buffer_writes,
+          ratio,
+          fmt(r.loss, 4),
+        ].join(" | ")
+      } |`,
+    );
   }
   return lines.join("\n");
 }
 
-/** A table row for a variant that did not run. */
-function errorRow(
-  model: string,
-  kernels: KernelChoice,
-  imageSize: number,
-  batch: number,
-  error: string,
-): StepResult {
-  return {
-    model,
-    kernels,
-    imageSize,
-    batch,
-    msMedian: NaN,
-    msMin: NaN,
-    msQueued: NaN,
-    dispatchesPerStep: 0,
-    liveMiB: NaN,
-    poolMiB: NaN,
-    topKernels: [],
-    loss: NaN,
-    error,
-  };
-}
-
-/** Top kernels per variant, as markdown. */
-export function formatTopKernels(results: StepResult[]): string {
-  const out: string[] = [];
-  for (const r of results) {
-    if (r.error || r.topKernels.length === 0) continue;
-    const ks = r.topKernels.map((k) => `${k.name} ${fmt(k.ms)} ms/${k.calls}`).join(", ");
-    out.push(`- ${r.model} ${r.kernels}: ${ks}`);
-  }
-  return out.length ? `Top kernels by tf.profile time (ms/calls, one profiled step):\n${out.join("\n")}` : "";
-}
+const USAGE = `usage: deno task bench:step (--model ID | --all) [--image-size 32] [--batch-size 32]
+  [--steps 5] [--step recorded|eager] [--compare-stock] [--json FILE] [--num-classes 10]`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
       model: { type: "string" },
+      all: { type: "boolean", default: false },
       "image-size": { type: "string", default: "32" },
       "batch-size": { type: "string", default: "32" },
       "num-classes": { type: "string", default: "10" },
-      kernels: { type: "string" },
       steps: { type: "string", default: "5" },
-      all: { type: "boolean", default: false },
-      "no-compare": { type: "boolean", default: false },
-      "no-profile": { type: "boolean", default: false },
+      step: { type: "string" },
+      "compare-stock": { type: "boolean", default: false },
+      json: { type: "string" },
+      help: { type: "boolean", default: false },
     },
   });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   const int = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new UserError(`--${name} ${v}: must be an integer >= ${min}`);
@@ -433,70 +248,70 @@ async function main(): Promise<void> {
   const batch = int("batch-size", values["batch-size"], 1);
   const steps = int("steps", values.steps, 1);
   const numClasses = int("num-classes", values["num-classes"], 2);
-  const k = values.kernels;
-  if (k !== undefined && k !== "custom" && k !== "stock") {
-    throw new UserError(`--kernels ${k}: must be "custom" or "stock"`);
+  if (values.step !== undefined && values.step !== "recorded" && values.step !== "eager") {
+    throw new UserError(`--step ${values.step}: use recorded or eager`);
   }
-  const variants: KernelChoice[] = k ? [k] : values["no-compare"] ? ["custom"] : ["stock", "custom"];
-  await registerZoo();
+  const modes: StepMode[] = values.step ? [values.step as StepMode] : ["eager", "recorded"];
   const ids = values.all ? Object.keys(MODELS).sort() : values.model ? [values.model] : [];
-  if (ids.length === 0) throw new UserError("give --model <id> or --all");
+  if (ids.length === 0) throw new UserError(`give --model <id> or --all\n${USAGE}`);
   for (const id of ids) {
     if (!MODELS[id]) {
       throw new UserError(`unknown model "${id}"; known: ${Object.keys(MODELS).sort().join(", ")}`);
     }
   }
   const facts = await initRuntime();
-  installDispatchCounter();
-  console.log(
-    `adapter: ${facts.description}; maxStorageBufferBindingSize ${
-      (facts.limits.maxStorageBufferBindingSize / MiB).toFixed(0)
-    } MiB`,
-  );
-  const results: StepResult[] = [];
+  if (tf.getBackend() === "webgpu") installGpuHooks(tf.backend() as WebGPUBackend);
+  console.log(`adapter: ${facts.description}`);
+  const rows: StepRow[] = [];
+  const variants: Array<[KernelChoice, StepMode]> = modes.map((m) => ["custom", m]);
+  if (values["compare-stock"]) variants.push(["stock", "eager"]);
   for (const id of ids) {
-    let fitError: string | undefined;
-    try {
-      const bytes = largestTensorBytes(id, imageSize, batch, numClasses);
-      assertBindable(bytes, `${id} at ${imageSize}px batch ${batch}: its largest tensor`);
-    } catch (err) {
-      if (err instanceof GpuError) throw err;
-      fitError = err instanceof UserError
-        ? `does not fit: ${err.message}`
-        : `failed: ${(err instanceof Error ? err.message : String(err)).split("\n")[0].replaceAll("|", "/")}`;
-    }
-    for (const kernels of variants) {
-      if (fitError) {
-        results.push(errorRow(id, kernels, imageSize, batch, fitError));
-        continue;
-      }
+    for (const [kernels, step] of variants) {
+      const o = {
+        imageSize,
+        batch,
+        numClasses,
+        kernels,
+        step,
+        steps: kernels === "stock" ? Math.min(steps, 2) : steps,
+      };
       try {
-        const r = await benchVariant(id, kernels, {
-          imageSize,
-          batch,
-          steps,
-          numClasses,
-          profile: !values["no-profile"],
-        });
-        results.push(r);
+        const big = largestActivation(id, { numClasses, imageSize }, batch);
+        assertBindable(big.elements * 4, `${id} at ${imageSize} px, batch ${batch}: ${big.where}`);
+        const r = await benchStep(id, o);
+        rows.push(r);
         console.error(
-          `${id} ${kernels}: ${fmt(r.msMedian)} ms/step (queued ${fmt(r.msQueued)}), ` +
-            `${r.dispatchesPerStep} dispatches, pool ${fmt(r.poolMiB)} MiB, loss ${fmt(r.loss, 4)}`,
+          `${id} ${kernels} ${r.step}: ${fmt(r.ms_median)} ms synced, ${fmt(r.ms_queued)} ms queued, host ` +
+            `${fmt(r.host_ms, 2)} ms, ${r.dispatches} dispatches, ${r.submits} submits, ${r.passes} passes`,
         );
       } catch (err) {
-        // One broken model must not hide the other rows (a GPU error still ends the run).
-        if (err instanceof UserError || err instanceof GpuError) throw err;
+        if (err instanceof GpuError) throw err;
+        // One model that does not fit or fails must not hide the other rows.
         const msg = (err instanceof Error ? err.message : String(err)).split("\n")[0].replaceAll("|", "/");
-        console.error(`${id} ${kernels}: failed: ${msg}`);
-        results.push(errorRow(id, kernels, imageSize, batch, `failed: ${msg}`));
+        console.error(`${id} ${kernels} ${step}: ${msg}`);
+        rows.push({
+          model: id,
+          image_size: imageSize,
+          batch_size: batch,
+          kernels,
+          step,
+          ms_median: NaN,
+          ms_queued: NaN,
+          host_ms: NaN,
+          dispatches: 0,
+          submits: 0,
+          passes: 0,
+          bind_groups: 0,
+          buffers_created: 0,
+          buffer_writes: 0,
+          loss: NaN,
+          error: msg,
+        });
       }
     }
-    tf.disposeVariables();
-    releaseFreeBuffers();
   }
-  console.log(formatTable(results));
-  const top = formatTopKernels(results);
-  if (top) console.log(`\n${top}`);
+  console.log(formatStepTable(rows));
+  if (values.json) await writeFileAtomic(values.json, JSON.stringify(rows, null, 1) + "\n");
 }
 
 if (import.meta.main) await runMain(main);

@@ -13,9 +13,6 @@ import "../models/zoo.ts";
 import { buildModel, modelSpec } from "../models/registry.ts";
 import type { ModelOptions } from "../models/core.ts";
 import { largestActivation } from "../models/inspect.ts";
-import { setDefaultKernels } from "../kernels/mod.ts";
-import { fusedAdamStep } from "../kernels/adam.ts";
-import { useFusedAdam } from "../train/optimizer.ts";
 import { defaultCacheDir, ensurePrepared, getDataset } from "../data/datasets.ts";
 import { assertWritableDir } from "../runtime/cli.ts";
 import { assertNoDifferingRun } from "../train/identity.ts";
@@ -111,8 +108,6 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
     for (const f of [done, paths.checkpoint, paths.epochs]) await Deno.remove(f).catch(() => {});
   }
   const facts = await initRuntime();
-  setDefaultKernels(a.kernels);
-  useFusedAdam(a.kernels === "custom" ? fusedAdamStep : undefined);
   console.log(describePreset(preset));
   console.log(`seed ${a.seed}, kernels ${a.kernels}, adapter ${facts.description}, run dir ${dir}`);
 
@@ -156,6 +151,8 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
     dir,
     rng: root.fork(),
     kernels: a.kernels,
+    step: a.step,
+    labelSmoothing: preset.labelSmoothing,
     resume: a.resume,
     readEvery: a.logEvery,
     fingerprint: { ...preset, seed: a.seed },

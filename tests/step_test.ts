@@ -19,7 +19,12 @@ import {
 } from "../kernels/batchnorm.ts";
 import { BatchNorm2d, Conv2d, type Ctx, Linear, type Module, ops, type Params } from "../models/core.ts";
 import { registerModel } from "../models/registry.ts";
-import { makeTrainer, registerZoo } from "../tasks/bench_step.ts";
+import "../models/zoo.ts";
+import { buildModel } from "../models/registry.ts";
+import { createAdamState, disposeAdamState } from "../train/optimizer.ts";
+import { cutmixSmoothedCrossEntropy } from "../train/loss.ts";
+import { TrainStep } from "../train/step.ts";
+import { Rng } from "../runtime/rng.ts";
 import { CANONICAL_MODELS } from "../score/xscore.ts";
 
 async function values(t: Tensor): Promise<Float32Array> {
@@ -367,11 +372,56 @@ registerModel({
   build: (p, o) => new TinyNet(p, o.numClasses),
 });
 
-function batch(b: number, size: number, classes: number): { x: Tensor; oneHot: Tensor } {
+function batch(b: number, size: number, classes: number): { x: Tensor; labels: Tensor } {
   return {
     x: tf.randomNormal([b, size, size, 3], 0, 1, "float32", 11),
-    oneHot: tf.oneHot(tf.tensor1d(Array.from({ length: b }, (_, i) => (i * 7) % classes), "int32"), classes)
-      .toFloat(),
+    labels: tf.tensor1d(Array.from({ length: b }, (_, i) => (i * 7) % classes), "int32"),
+  };
+}
+
+/** A model with its optimizer, stepping through the trainer's own step (train/step.ts). */
+interface Trainer {
+  model: ReturnType<typeof buildModel>;
+  /** One training step on (x, labels) without CutMix; resolves to the step's loss. */
+  step(x: Tensor, labels: Tensor): Promise<number>;
+  /** Loss and gradients (trainable-variable order) on (x, labels); updates only BN running stats. */
+  grads(x: Tensor, labels: Tensor): { value: Tensor; grads: Tensor[] };
+  dispose(): void;
+}
+
+function makeTrainer(
+  id: string,
+  o: { imageSize: number; numClasses: number; seed: number; kernels: "custom" | "stock"; lr?: number },
+): Trainer {
+  const model = buildModel(id, { numClasses: o.numClasses, imageSize: o.imageSize, seed: o.seed });
+  const vars = model.params.trainableVariables();
+  const adam = createAdamState(vars);
+  const ctx: Ctx = { training: true, rng: new Rng(o.seed + 1), kernels: o.kernels };
+  const step = new TrainStep(model, adam, ctx, { kernels: o.kernels, labelSmoothing: 0.05 });
+  let counter = 0;
+  return {
+    model,
+    async step(x, labels) {
+      step.resetMetrics();
+      const b = x.shape[0];
+      const batch = { x: tf.clone(x), yA: tf.clone(labels), yB: tf.clone(labels), lambda: 1, valid: b };
+      step.run(batch, o.lr ?? 1e-3, { seed: o.seed, counter: counter++ });
+      return (await step.readMetrics()).lossSum / b;
+    },
+    grads(x, labels) {
+      return tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(
+          () => cutmixSmoothedCrossEntropy(model.apply(x, ctx), labels, labels, 1, 0.05) as tf.Scalar,
+          vars,
+        );
+        return { value, grads: vars.map((v) => grads[v.name]) };
+      });
+    },
+    dispose() {
+      step.dispose();
+      disposeAdamState(adam);
+      model.params.dispose();
+    },
   };
 }
 
@@ -391,9 +441,9 @@ async function compareSteps(
   const o = { imageSize: size, numClasses: classes, seed: 3, lr: 1e-4 };
   const stock = makeTrainer(id, { ...o, kernels: "stock" }),
     custom = makeTrainer(id, { ...o, kernels: "custom" });
-  const { x, oneHot } = batch(b, size, classes);
+  const { x, labels } = batch(b, size, classes);
   try {
-    const gs = stock.grads(x, oneHot), gc = custom.grads(x, oneHot);
+    const gs = stock.grads(x, labels), gc = custom.grads(x, labels);
     const ls = (await values(gs.value))[0], lc = (await values(gc.value))[0];
     assert(Math.abs(ls - lc) <= 1e-4 * Math.abs(ls), `${id}: first loss ${lc} vs stock ${ls}`);
     let floor = 0;
@@ -409,14 +459,12 @@ async function compareSteps(
     }
     tf.dispose([gs.value, gc.value, ...gs.grads, ...gc.grads]);
     for (let s = 0; s < steps; s++) {
-      const a = stock.step(x, oneHot), c = custom.step(x, oneHot);
-      const la = (await values(a))[0], lc2 = (await values(c))[0];
+      const la = await stock.step(x, labels), lc2 = await custom.step(x, labels);
       assert(Math.abs(la - lc2) <= lossTol * Math.abs(la), `${id}: step ${s + 1} loss ${lc2} vs stock ${la}`);
-      tf.dispose([a, c]);
     }
     assertGpuHealthy();
   } finally {
-    tf.dispose([x, oneHot]);
+    tf.dispose([x, labels]);
     stock.dispose();
     custom.dispose();
   }
@@ -436,7 +484,6 @@ for (const id of CANONICAL_MODELS) {
     ignore: id !== "mobilenet" && !slow,
     async fn() {
       await initRuntime();
-      await registerZoo();
       await compareWithPerturbation(id, 32, 4, 2);
     },
   });
@@ -470,13 +517,13 @@ async function compareWithPerturbation(id: string, size: number, b: number, step
   const stock = makeTrainer(id, { ...o, kernels: "stock" });
   const custom = makeTrainer(id, { ...o, kernels: "custom" });
   const perturbed = [12, 13].map(() => makeTrainer(id, { ...o, kernels: "stock" }));
-  const { x, oneHot } = batch(b, size, classes);
+  const { x, labels } = batch(b, size, classes);
   const xs = [12, 13].map((seed) => tf.add(x, tf.mul(tf.randomNormal(x.shape, 0, 1, "float32", seed), 1e-6)));
   const lossYardstick = (stockLoss: number, perturbedLosses: number[]) =>
     NOISE_FACTOR * Math.max(...perturbedLosses.map((l) => Math.abs(l - stockLoss)), 1e-4 * stockLoss);
   try {
-    const gs = stock.grads(x, oneHot), gc = custom.grads(x, oneHot);
-    const gp = perturbed.map((t, i) => t.grads(xs[i], oneHot));
+    const gs = stock.grads(x, labels), gc = custom.grads(x, labels);
+    const gp = perturbed.map((t, i) => t.grads(xs[i], labels));
     const dCustom = await gradDistance(gs.grads, gc.grads);
     const dNoise = Math.max(...await Promise.all(gp.map((g) => gradDistance(gs.grads, g.grads))));
     const gradYard = NOISE_FACTOR * Math.max(dNoise, 1e-4 * await gradDistance(gs.grads));
@@ -487,20 +534,18 @@ async function compareWithPerturbation(id: string, size: number, b: number, step
     assert(Math.abs(lc - ls) <= firstYard, `${id}: first loss ${lc} vs ${ls} (yardstick ${firstYard})`);
     tf.dispose([gs.value, gc.value, ...gs.grads, ...gc.grads, ...gp.flatMap((g) => [g.value, ...g.grads])]);
     for (let s = 0; s < steps; s++) {
-      const a = stock.step(x, oneHot), c = custom.step(x, oneHot);
-      const p = perturbed.map((t, i) => t.step(xs[i], oneHot));
-      const la = (await values(a))[0], lc2 = (await values(c))[0];
-      const lp2 = await Promise.all(p.map(async (t) => (await values(t))[0]));
+      const la = await stock.step(x, labels), lc2 = await custom.step(x, labels);
+      const lp2 = [];
+      for (let i = 0; i < perturbed.length; i++) lp2.push(await perturbed[i].step(xs[i], labels));
       const yard = lossYardstick(la, lp2);
       assert(
         Math.abs(lc2 - la) <= yard,
         `${id}: step ${s + 1} loss ${lc2} vs stock ${la} (yardstick ${yard})`,
       );
-      tf.dispose([a, c, ...p]);
     }
     assertGpuHealthy();
   } finally {
-    tf.dispose([x, ...xs, oneHot]);
+    tf.dispose([x, ...xs, labels]);
     [stock, custom, ...perturbed].forEach((t) => t.dispose());
   }
 }
@@ -508,7 +553,7 @@ async function compareWithPerturbation(id: string, size: number, b: number, step
 Deno.test("training steps: no GPU memory growth over 200 custom steps", async () => {
   await initRuntime();
   const t = makeTrainer("xs-step-tiny", { imageSize: 8, numClasses: 4, seed: 1, kernels: "custom" });
-  const { x, oneHot } = batch(2, 8, 4);
+  const { x, labels } = batch(2, 8, 4);
   const snapshot = () => {
     const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU: number; numBytesAllocatedInGPU: number };
     return { tensors: m.numTensors, live: m.numBytesInGPU, pool: m.numBytesAllocatedInGPU };
@@ -516,9 +561,7 @@ Deno.test("training steps: no GPU memory growth over 200 custom steps", async ()
   let after10 = snapshot();
   let ids10: object[] = [];
   for (let s = 1; s <= 200; s++) {
-    const l = t.step(x, oneHot);
-    if (s % 50 === 0 || s === 10) await l.data();
-    l.dispose();
+    await t.step(x, labels);
     if (s === 10) after10 = snapshot();
     if (s === 10) ids10 = t.model.params.entries.map((e) => e.variable!.dataId);
   }
@@ -532,7 +575,7 @@ Deno.test("training steps: no GPU memory growth over 200 custom steps", async ()
   // tfjs's submit batches fall); a leak of any tensor would add at least a step's worth of bytes.
   assert(end.pool - after10.pool < 4096, `pooled GPU bytes grew by ${end.pool - after10.pool}`);
   assertGpuHealthy();
-  tf.dispose([x, oneHot]);
+  tf.dispose([x, labels]);
   t.dispose();
 });
 

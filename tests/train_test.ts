@@ -12,8 +12,7 @@ import { Rng } from "../runtime/rng.ts";
 import { BatchNorm2d, Conv2d, type Ctx, Linear, type Model, ops, Params } from "../models/core.ts";
 import type { EvalBatch, TrainBatch } from "../data/types.ts";
 import { lrAt, PER_EPOCH_MIN_EPOCHS, shortRunWarmupSteps, upCosLr } from "../train/schedule.ts";
-import { applyAdam, createAdamState, useFusedAdam } from "../train/optimizer.ts";
-import { fusedAdamStep } from "../kernels/adam.ts";
+import { applyAdam, createAdamState } from "../train/optimizer.ts";
 import { cutmixSmoothedCrossEntropy } from "../train/loss.ts";
 import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors, transpose } from "../train/safetensors.ts";
@@ -94,7 +93,7 @@ function torchAdamRef(p: number[], gs: number[][], lrs: number[]): number[] {
 for (const impl of ["stock ops", "fused kernel"] as const) {
   Deno.test(`Adam (${impl}): three steps equal hand-computed PyTorch-semantics steps`, async () => {
     await initRuntime();
-    useFusedAdam(impl === "fused kernel" ? fusedAdamStep : undefined);
+    const kernels = impl === "fused kernel" ? "custom" : "stock";
     const p0 = [0.5, -1.25, 2.0], w0 = [[0.1, -0.2], [0.3, 0.4]];
     const gp = [[0.1, -0.2, 3.0], [0.05, 0.0, -1.0], [-0.3, 1e-4, 0.5]];
     const gw = [[1, 2, 3, 4], [-4, 0.5, 0, 1], [2, 2, -2, 1e-6]];
@@ -104,7 +103,7 @@ for (const impl of ["stock ops", "fused kernel"] as const) {
     try {
       for (let k = 0; k < 3; k++) {
         const g1 = tf.tensor(gp[k]), g2 = tf.tensor(gw[k], [2, 2]);
-        applyAdam([p, w], [g1, g2], state, lrs[k]);
+        applyAdam([p, w], [g1, g2], state, lrs[k], { kernels });
         tf.dispose([g1, g2]);
       }
       assertEquals(state.step, 3);
@@ -116,7 +115,6 @@ for (const impl of ["stock ops", "fused kernel"] as const) {
       // The first moment of element 0 by hand: 0.01 → 0.9·0.01 + 0.1·0.05 = 0.014 → 0.0126 − 0.03.
       assertAlmostEquals((await state.m.data())[0], -0.0174, 1e-8);
     } finally {
-      useFusedAdam(undefined);
       tf.dispose([p, w, state.m, state.v]);
     }
   });
@@ -314,7 +312,6 @@ async function runTiny(
 ) {
   const model = tinyModel(7, { poison: opts.poison });
   const kernels = opts.kernels ?? "stock";
-  useFusedAdam(kernels === "custom" ? fusedAdamStep : undefined);
   try {
     const result = await train(model, syntheticSource(11), {
       schedule: SCHEDULE,
@@ -332,7 +329,6 @@ async function runTiny(
     );
     return { result, weights };
   } finally {
-    useFusedAdam(undefined);
     model.params.dispose();
   }
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Tensor, tf } from "../runtime/tf.ts";
+import { tf } from "../runtime/tf.ts";
 import { Rng } from "../runtime/rng.ts";
 import { assertGpuHealthy } from "../runtime/webgpu.ts";
 import { exists, writeFileAtomic } from "../runtime/fs.ts";
@@ -14,8 +14,9 @@ import { formatCsv } from "../runtime/csv.ts";
 import { UserError } from "../runtime/errors.ts";
 import type { Ctx, KernelChoice, Model } from "../models/core.ts";
 import type { EvalBatch, TrainBatch } from "../data/types.ts";
-import { applyAdam, createAdamState, disposeAdamState } from "./optimizer.ts";
-import { countCorrect, cutmixSmoothedCrossEntropy } from "./loss.ts";
+import { createAdamState, disposeAdamState } from "./optimizer.ts";
+import { LABEL_SMOOTHING } from "./loss.ts";
+import { epochRandomSeed, type StepMode, type StepPath, TrainStep } from "./step.ts";
 import { describeSchedule, lrAt, type ScheduleSpec } from "./schedule.ts";
 import { type CheckpointMeta, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { encodeSafetensors, torchStateDict } from "./safetensors.ts";
@@ -46,6 +47,10 @@ export interface RunOptions {
   /** The model RNG (dropout / stochastic depth), checkpointed with the run. */
   rng: Rng;
   kernels: KernelChoice;
+  /** Label smoothing of the loss (the preset's value; default the reference 0.05). */
+  labelSmoothing?: number;
+  /** Recorded (default where it applies) or eager training steps (train/step.ts). */
+  step?: StepMode;
   /** Continue from `dir/checkpoint.safetensors` if present. */
   resume: boolean;
   /** Stored in the checkpoint; a resume with a different fingerprint is refused. */
@@ -109,7 +114,7 @@ export function runPaths(dir: string) {
 /** Trains `model` on `data` with the reference protocol; see the module doc. */
 export async function train(model: Model, data: TrainSource, o: RunOptions): Promise<RunResult> {
   const log = o.log ?? console.log;
-  const paths = runPaths(o.dir);
+  const runFiles = runPaths(o.dir);
   const vars = model.params.trainableVariables();
   const adam = createAdamState(vars);
   const ctx: Ctx = { training: true, rng: o.rng, kernels: o.kernels };
@@ -117,43 +122,42 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
   const { epochs, stepsPerEpoch } = o.schedule;
   let history: EpochRecord[] = [];
   let start = 0;
-  if (o.resume && (await exists(paths.checkpoint))) {
-    const meta = await loadCheckpoint(paths.checkpoint, model.params, adam);
-    assertSameRun(meta, o.fingerprint, paths.checkpoint);
+  if (o.resume && (await exists(runFiles.checkpoint))) {
+    const meta = await loadCheckpoint(runFiles.checkpoint, model.params, adam);
+    assertSameRun(meta, o.fingerprint, runFiles.checkpoint);
     ctx.rng = Rng.fromState(meta.rngs.model);
     data.setRngState(meta.rngs.data);
     history = meta.run.history as EpochRecord[];
     start = meta.epochsDone;
-    log(`resumed from ${paths.checkpoint} after epoch ${start}/${epochs}`);
+    log(`resumed from ${runFiles.checkpoint} after epoch ${start}/${epochs}`);
   }
   log(`schedule: ${describeSchedule(o.schedule)}`);
+  const trainStep = new TrainStep(model, adam, ctx, {
+    kernels: o.kernels,
+    labelSmoothing: o.labelSmoothing ?? LABEL_SMOOTHING,
+    mode: o.step,
+    log,
+  });
   let steps = start * stepsPerEpoch, sessionSteps = 0, evalSeconds = 0;
+  const paths = new Map<StepPath, number>();
   const sessionStart = performance.now();
   try {
     for (let epoch = start; epoch < epochs; epoch++) {
       const t0 = performance.now();
-      let lossSum: Tensor = tf.scalar(0), correct: Tensor = tf.scalar(0, "int32");
+      trainStep.resetMetrics();
+      const seed = epochRandomSeed(ctx.rng);
       let seen = 0, step = 0;
       for await (const batch of data.trainBatches(epoch)) {
         const lr = lrAt(o.schedule, epoch, step);
-        const [x, yA, yB] = batch.valid < batch.x.shape[0]
-          ? [batch.x, batch.yA, batch.yB].map((t) => tf.slice(t, 0, batch.valid))
-          : [batch.x, batch.yA, batch.yB];
-        let logits!: Tensor;
-        const { value, grads } = tf.variableGrads(() => {
-          logits = tf.keep(model.apply(x, ctx));
-          return cutmixSmoothedCrossEntropy(logits, yA, yB, batch.lambda) as tf.Scalar;
-        }, vars);
-        applyAdam(vars, vars.map((v) => grads[v.name]), adam, lr);
-        const [l0, c0] = [lossSum, correct];
-        [lossSum, correct] = tf.tidy(
-          () => [tf.add(l0, tf.mul(value, batch.valid)), tf.add(c0, countCorrect(logits, yA))],
-        );
-        tf.dispose([l0, c0, value, grads, logits, batch.x, batch.yA, batch.yB, x, yA, yB]);
-        seen += batch.valid, step++, steps++, sessionSteps++;
+        seen += batch.valid;
+        trainStep.run(batch, lr, { seed, counter: step });
+        paths.set(trainStep.path, (paths.get(trainStep.path) ?? 0) + 1);
+        step++, steps++, sessionSteps++;
+        if (sessionSteps === 2) log(describeStepPath(trainStep, o.kernels));
         if (step % readEvery === 0 && step < stepsPerEpoch) {
-          const loss = await checkedLoss(lossSum, seen, epoch, step);
-          const acc = (await correct.data())[0] / seen * 100;
+          const m = await trainStep.readMetrics();
+          const loss = checkedLoss(m.lossSum, seen, epoch, step);
+          const acc = m.correct / seen * 100;
           const perStep = ((performance.now() - sessionStart) / 1000 - evalSeconds) / sessionSteps;
           const eta = perStep * (epochs * stepsPerEpoch - steps) +
             (epochs - epoch) * evalSeconds / Math.max(1, epoch - start);
@@ -174,10 +178,10 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
           throw new SimulatedKill("killed");
         }
       }
+      const m = await trainStep.readMetrics();
       const trainSeconds = (performance.now() - t0) / 1000;
-      const trainLoss = await checkedLoss(lossSum, seen, epoch, step);
-      const trainAcc = (await correct.data())[0] / seen * 100;
-      tf.dispose([lossSum, correct]);
+      const trainLoss = checkedLoss(m.lossSum, seen, epoch, step);
+      const trainAcc = m.correct / seen * 100;
       const t1 = performance.now();
       const testAcc = await evaluate(model, data, ctx);
       const rec: EpochRecord = {
@@ -200,25 +204,30 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
         model.params,
         adam,
         `after epoch ${epoch + 1}`,
-        lastGood(paths.checkpoint, epoch),
+        lastGood(runFiles.checkpoint, epoch),
       );
-      await writeFileAtomic(paths.epochs, formatCsv(Object.keys(rec), history.map((r) => Object.values(r))));
+      await writeFileAtomic(
+        runFiles.epochs,
+        formatCsv(Object.keys(rec), history.map((r) => Object.values(r))),
+      );
       const meta: CheckpointMeta = {
         epochsDone: epoch + 1,
         rngs: { model: ctx.rng.state(), data: data.rngState() },
         run: { fingerprint: o.fingerprint, history },
       };
-      await saveCheckpoint(paths.checkpoint, model.params, adam, meta);
+      await saveCheckpoint(runFiles.checkpoint, model.params, adam, meta);
     }
     await writeFileAtomic(
-      paths.weights,
+      runFiles.weights,
       encodeSafetensors(await torchStateDict(model.params.entries, steps), {
         format: "pt",
         run: JSON.stringify(o.fingerprint),
       }),
     );
-    return summarize(history, paths.weights, steps);
+    log(`training steps: ${[...paths].map(([p, n]) => `${n} ${p}`).join(", ")}`);
+    return summarize(history, runFiles.weights, steps);
   } finally {
+    trainStep.dispose();
     disposeAdamState(adam);
   }
 }
@@ -242,8 +251,8 @@ export async function evaluate(model: Model, data: TrainSource, ctx: Ctx): Promi
   return (100 * correct) / total;
 }
 
-async function checkedLoss(lossSum: Tensor, seen: number, epoch: number, step: number): Promise<number> {
-  const loss = (await lossSum.data())[0] / seen;
+function checkedLoss(lossSum: number, seen: number, epoch: number, step: number): number {
+  const loss = lossSum / seen;
   assertGpuHealthy();
   if (!Number.isFinite(loss)) {
     throw new NonFiniteLossError(
@@ -252,6 +261,22 @@ async function checkedLoss(lossSum: Tensor, seen: number, epoch: number, step: n
     );
   }
   return loss;
+}
+
+/** The log line saying which step path a run uses (after its second step). */
+function describeStepPath(s: TrainStep, kernels: KernelChoice): string {
+  const plan = s.plan;
+  if (plan) {
+    return `training step: recorded (${plan.dispatches} dispatches, ${plan.passes} pass${
+      plan.passes === 1 ? "" : "es"
+    }, replayed from step 3; partial batches run eagerly)`;
+  }
+  const why = kernels === "stock"
+    ? "stock kernels"
+    : tf.getBackend() !== "webgpu"
+    ? "CPU backend"
+    : "--step eager";
+  return `training step: eager (${s.recording ? "not recorded yet" : why})`;
 }
 
 function assertSameRun(meta: CheckpointMeta, fingerprint: Record<string, unknown>, path: string): void {

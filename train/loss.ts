@@ -15,17 +15,28 @@ export const LABEL_SMOOTHING = 0.05;
 
 /**
  * Mean over the batch of `λ·CE_ls(y_a) + (1−λ)·CE_ls(y_b)`. `logits` [B, C] float32, `yA`/`yB`
- * [B] int32, `lambda` the CutMix weight of y_a (1 without CutMix).
+ * [B] int32, `lambda` the CutMix weight of y_a (1 without CutMix): a number, or a float32 tensor
+ * of one element on the device (the training step's step-scalar slot, so the step's dispatches do
+ * not change with λ).
  */
 export function cutmixSmoothedCrossEntropy(
   logits: Tensor,
   yA: Tensor,
   yB: Tensor,
-  lambda: number,
+  lambda: number | Tensor,
   smoothing = LABEL_SMOOTHING,
 ): Tensor {
   return tf.tidy(() => {
     const [b, c] = logits.shape as [number, number];
+    if (typeof lambda !== "number") {
+      const lam = tf.reshape(lambda, []);
+      const hotT = (y: Tensor, w: Tensor) => tf.mul(tf.oneHot(tf.cast(y, "int32") as tf.Tensor1D, c), w);
+      const target = tf.add(
+        tf.add(hotT(yA, tf.mul(lam, 1 - smoothing)), hotT(yB, tf.mul(tf.sub(1, lam), 1 - smoothing))),
+        smoothing / c,
+      );
+      return tf.div(tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)))), b);
+    }
     const hot = (y: Tensor, w: number) =>
       tf.mul(tf.oneHot(tf.cast(y, "int32") as tf.Tensor1D, c), w * (1 - smoothing));
     const target = lambda === 1

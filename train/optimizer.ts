@@ -10,11 +10,13 @@
  * Cost on WebGPU is per dispatched op (~50 µs each on llvmpipe), not per element, so the moments
  * live in two flat vectors covering every trainable variable: one concat of the gradients, ~10
  * elementwise ops over the flat vector, then a slice + subtract per variable (≈2 ops per variable
- * instead of ≈13). {@link applyAdam} is the seam where a fused WGSL kernel can replace this.
+ * instead of ≈13). With `kernels: "custom"` {@link applyAdam} runs the fused WGSL kernel
+ * (kernels/adam.ts) over the same flat state instead.
  *
  * @module
  */
 import { type Tensor, tf } from "../runtime/tf.ts";
+import { fusedAdamStep, type KernelChoice } from "../kernels/mod.ts";
 
 /** PyTorch's Adam defaults, used by the reference code. */
 export const ADAM_DEFAULTS = { beta1: 0.9, beta2: 0.999, eps: 1e-8 } as const;
@@ -29,26 +31,6 @@ export interface AdamState {
   v: tf.Variable;
   /** Element count of each variable, in the order the variables are passed to {@link applyAdam}. */
   sizes: number[];
-}
-
-/**
- * A fused Adam step over the same flat state (e.g. kernels/adam.ts `fusedAdamStep`): updates
- * `vars`, `m` and `v` in place at step number `step` (1-based) and learning rate `lr`.
- */
-export type FusedAdam = (
-  vars: readonly tf.Variable[],
-  grads: readonly (Tensor | undefined)[],
-  m: tf.Variable,
-  v: tf.Variable,
-  step: number,
-  lr: number,
-) => void;
-
-let fused: FusedAdam | undefined;
-
-/** Routes {@link applyAdam} through `impl` (undefined: back to the stock-op path). */
-export function useFusedAdam(impl: FusedAdam | undefined): void {
-  fused = impl;
 }
 
 /** Fresh zero state for `vars` (PyTorch initialises the moments lazily to zeros; same thing). */
@@ -69,6 +51,14 @@ export function disposeAdamState(state: AdamState): void {
   state.v.dispose();
 }
 
+/** How {@link applyAdam} runs: the implementation, and the step-scalar block the fused kernel reads. */
+export interface AdamRun {
+  /** "custom": the fused kernel (kernels/adam.ts); "stock" (default): the flat stock-op composition. */
+  kernels?: KernelChoice;
+  /** kernels/step_scalars.ts block already holding this step's Adam scalars (fused kernel only). */
+  scalars?: Tensor;
+}
+
 /**
  * One Adam step at learning rate `lr`: updates `vars` in place from `grads` (same order; a missing
  * gradient counts as zero, which for a parameter that never receives one is PyTorch's "skip").
@@ -78,13 +68,16 @@ export function applyAdam(
   grads: readonly (Tensor | undefined)[],
   state: AdamState,
   lr: number,
+  run: AdamRun = {},
 ): void {
   const { beta1, beta2, eps } = ADAM_DEFAULTS;
   if (vars.length !== state.sizes.length) {
     throw new Error(`applyAdam: ${vars.length} variables but the state covers ${state.sizes.length}`);
   }
   state.step += 1;
-  if (fused) return fused(vars, grads, state.m, state.v, state.step, lr);
+  if (run.kernels === "custom") {
+    return fusedAdamStep(vars, grads, state.m, state.v, state.step, lr, {}, run.scalars);
+  }
   const bc1 = 1 - beta1 ** state.step;
   const bc2Sqrt = Math.sqrt(1 - beta2 ** state.step);
   tf.tidy(() => {

@@ -27,6 +27,8 @@ options:
   --lr-max X         override lr_max
   --seed S           seed of init, data order, augmentation, CutMix and dropout (default 1)
   --kernels K        custom (default) | stock
+  --step S           recorded (default: record the training step once, replay it; WebGPU + custom
+                     kernels only, eager elsewhere) | eager (every step through tfjs)
   --out DIR          results directory (default runs; the ledger is DIR/results.csv)
   --resume           continue DIR/<run>/checkpoint.safetensors
   --force            train even if DIR/results.csv has a row of this model, dataset, preset and seed
@@ -47,6 +49,8 @@ export interface TrainArgs {
   overrides: PresetOverrides;
   seed: number;
   kernels: Ctx["kernels"];
+  /** Recorded (replayed) or eager training steps (train/step.ts). */
+  step: "recorded" | "eager";
   out: string;
   resume: boolean;
   /** Train even if the ledger already has a row of this configuration and seed. */
@@ -78,6 +82,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
       "lr-max": { type: "string" },
       seed: { type: "string", default: "1" },
       kernels: { type: "string", default: "custom" },
+      step: { type: "string", default: "recorded" },
       out: { type: "string", default: "runs" },
       resume: { type: "boolean", default: false },
       force: { type: "boolean", default: false },
@@ -89,6 +94,9 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
   if (!values.model) throw new UserError(`--model is required\n${TRAIN_USAGE}`);
   if (values.kernels !== "custom" && values.kernels !== "stock") {
     throw new UserError(`--kernels ${values.kernels}: use custom or stock`);
+  }
+  if (values.step !== "recorded" && values.step !== "eager") {
+    throw new UserError(`--step ${values.step}: use recorded or eager`);
   }
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0) {
@@ -113,6 +121,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
     },
     seed,
     kernels: values.kernels,
+    step: values.step,
     out: values.out!,
     resume: values.resume!,
     force: values.force!,
