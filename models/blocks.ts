@@ -23,7 +23,7 @@ import {
 } from "./core.ts";
 
 /**
- * Which initialisation a family's convolutions use (reference-spec §1.1):
+ * Which initialisation a family's convolutions use (docs/protocol.md §4.1):
  * - `"torch"`: PyTorch defaults (kaiming_uniform a=√5, bias U(±1/√fan_in));
  * - `"torchvision"`: kaiming_normal fan_out, std √2/√(C_out·k·k) (groups ignored), bias 0;
  * - `"goog"`: timm `_init_weight_goog`, std √(2/fan_out) with fan_out = k·k·C_out/groups, bias 0.

@@ -1,6 +1,6 @@
 /**
  * ConvMixer as the reference `convmixer_2m.py` builds it (`ConvMixerModel(dim=512, depth=8,
- * kernel_size=5, patch_size=P)`, reference-spec §1.2): a patch stem, 8 mixer layers whose residual
+ * kernel_size=5, patch_size=P)`, docs/protocol.md §4.2): a patch stem, 8 mixer layers whose residual
  * wraps only the depthwise part, and a pooled linear head. Every conv has a bias and every stage
  * runs conv → GELU → BN (in that order). PyTorch defaults for every initialisation.
  *

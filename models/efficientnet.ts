@@ -1,5 +1,5 @@
 /**
- * EfficientNet as the reference scripts instantiate it (reference-spec §1.4): a copy of
+ * EfficientNet as the reference scripts instantiate it (docs/protocol.md §4.2): a copy of
  * torchvision's EfficientNet-V1 class with three configurations.
  * - `"b0-2m"` (default): `EfficientNet_B0_2M`, a truncated B0 (stages 5–6 widened to 192/256, no
  *   stride in stage 5, head 1024), used on CIFAR-10, HAM, Dogs, Indoor, Places.

@@ -1,5 +1,5 @@
 /**
- * FBNet as `fbnet.py` builds it (reference-spec §1.5): `timm.create_model("fbnetc_100")`, i.e.
+ * FBNet as `fbnet.py` builds it (docs/protocol.md §4.2): `timm.create_model("fbnetc_100")`, i.e.
  * timm's `EfficientNet` with FBNet-C's arch_def, stem 16, 1984 features, ReLU, no SE, BN defaults,
  * drop rates 0, `_init_weight_goog`. Every block is a timm `InvertedResidual` whose expand conv is
  * present even at e = 1. Parameter names follow timm.

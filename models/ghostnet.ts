@@ -1,5 +1,5 @@
 /**
- * GhostNet as `ghostnetv3.py` builds it (reference-spec §1.6): a truncated GhostNetV3 (9
+ * GhostNet as `ghostnetv3.py` builds it (docs/protocol.md §4.2): a truncated GhostNetV3 (9
  * bottlenecks, output stride 16) with train-time re-parameterisable branches (3 conv branches +
  * 1×1 scale + BN skip), GhostNetV2 DFC attention from layer 2 on, hard-sigmoid SE, and the head
  * pool → 1×1 conv 720→1280 (+bias) → ReLU → Linear. PyTorch default init. The multi-branch graph

@@ -1,6 +1,6 @@
 /**
  * MobileNetV2 as the reference scripts instantiate it: torchvision `mobilenet_v2(num_classes,
- * weights=None)`, width 1.0 (reference-spec §1.7). Parameter names follow torchvision's
+ * weights=None)`, width 1.0 (docs/protocol.md §4.2). Parameter names follow torchvision's
  * `state_dict` (`features.<i>…`, `classifier.1.*`).
  *
  * @module

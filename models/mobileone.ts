@@ -1,5 +1,5 @@
 /**
- * MobileOne-s0 as `mobileone.py` builds it (reference-spec §1.8): Apple's MobileOne with width
+ * MobileOne-s0 as `mobileone.py` builds it (docs/protocol.md §4.2): Apple's MobileOne with width
  * multipliers (0.75, 1, 1, 2), **2** conv branches (the official s0 has 4), no SE, PyTorch default
  * init, train-time multi-branch blocks in both train and eval. {@link mobileone}'s `reparameterize`
  * gives the fused inference network (`reparam_conv` per block), equal in eval up to float error.

@@ -1,11 +1,11 @@
 /**
- * The reference's "MobileViT_Small" (`mobilevit.py`, reference-spec §1.9) — not Apple's MobileViT-S:
+ * The reference's "MobileViT_Small" (`mobilevit.py`, docs/protocol.md §4.2) — not Apple's MobileViT-S:
  * every pixel is a token (patch_h/patch_w are stored but unused, no unfold/fold), no positional
  * encoding, 2 post-norm PyTorch encoder layers per block (4 heads, FFN 2·d, dropout 0.1), and the
  * fusion is the sum `x + y + z` (no concat + 3×3 conv). Convs: PyTorch defaults, no bias, SiLU.
  *
  * It has 4,667,562 parameters at 10 classes; the paper's Table 1 "2.82 M" leaves out every
- * encoder-layer parameter (a forward-hook artefact, reference-spec §1.13): {@link paperParamCount}.
+ * encoder-layer parameter (a forward-hook artefact, docs/protocol.md §4.4): {@link paperParamCount}.
  *
  * @module
  */

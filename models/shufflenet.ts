@@ -1,5 +1,5 @@
 /**
- * The reference's ShuffleNet (`shufflenet_v2.py` `ShuffleNet_2M_Model`, reference-spec §1.10):
+ * The reference's ShuffleNet (`shufflenet_v2.py` `ShuffleNet_2M_Model`, docs/protocol.md §4.2):
  * ShuffleNetV2 units with channels [64, 192, 360, 600, 1024] and repeats (4, 8, 4) — and **no
  * channel shuffle**: the reference's `forward` only splits, processes and concatenates, so the
  * untouched half of a basic unit passes unchanged through all basic units of its stage. This file

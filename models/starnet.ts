@@ -1,6 +1,6 @@
 /**
  * StarNet-S1 as the reference builds it (`starnet.py` `starnet_s1` = `StarNet(base_dim=24,
- * depths=[2, 2, 8, 3], mlp_ratio=4, drop_path_rate=0)`, reference-spec §1.11).
+ * depths=[2, 2, 8, 3], mlp_ratio=4, drop_path_rate=0)`, docs/protocol.md §4.2).
  *
  * Every `ConvBN` conv keeps nn.Conv2d's default bias. Initialisation follows what the reference
  * code *does*, not what it means: `isinstance(m, nn.Linear or nn.Conv2d)` evaluates to

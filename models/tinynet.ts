@@ -1,5 +1,5 @@
 /**
- * TinyNet as `tinynet.py` builds it (reference-spec §1.12): timm's `EfficientNet` on the
+ * TinyNet as `tinynet.py` builds it (docs/protocol.md §4.2): timm's `EfficientNet` on the
  * EfficientNet-B0 `arch_def` at depth multiplier 0.5 (repeats [1,1,1,2,2,2,1]), stem 32 (fixed),
  * 1280 features, Swish, SE 0.25 of the block input, `_init_weight_goog`, no dropout / drop path.
  * Not timm's `tinynet_a..e`. Parameter names follow timm (`conv_stem`, `blocks.<s>.<i>.conv_pw`, …).

@@ -1,6 +1,6 @@
 /**
  * PyTorch's `nn.TransformerEncoder` of `nn.TransformerEncoderLayer`s as MobileViT uses them
- * (reference-spec §1.9, §6.7): batch_first, post-norm (`norm_first=False`), erf GELU, dropout
+ * (docs/protocol.md §4.2, §4.5): batch_first, post-norm (`norm_first=False`), erf GELU, dropout
  * everywhere, `nn.MultiheadAttention` with one packed in-projection. Parameter names mirror the
  * PyTorch state_dict (`layers.<i>.self_attn.in_proj_weight`, `…linear1.weight`, `…norm2.bias`, …).
  *

@@ -15,7 +15,7 @@
  * Flags: --quick (three shapes, one round), --models id,id, --match s,s (shapes whose label
  * contains one of the substrings, e.g. "k7x7,hardsigmoid"), --batch N, --size N, --rounds N,
  * --target-ms N (wall time one timed batch aims for), --only dw|se|pw. Geometric means per kind,
- * and over dw+se (the custom-kernel goal of issue 4).
+ * and over dw+se (the custom kernels' figure of merit in BENCHMARKS.md).
  *
  * @module
  */
@@ -259,7 +259,7 @@ async function main(): Promise<void> {
   const gm = (kinds: string[], key: "fwd" | "fwdBwd") =>
     geomean(rows.filter((r) => kinds.some((k) => r.shape.startsWith(k))).map((r) => r[key].speedup));
   const summary: Record<string, { fwd: number | null; fwdBwd: number | null }> = {};
-  // "dw+se" is issue 4's figure of merit; the 1×1-conv matmul (issue 7) is reported beside it.
+  // "dw+se" is the custom depthwise/SE kernels' figure of merit; the 1×1-conv matmul is reported beside it.
   for (
     const [name, kinds] of [["dw", ["dw"]], ["se", ["se"]], ["dw+se", ["dw", "se"]], ["pw", ["pw"]]] as const
   ) {
