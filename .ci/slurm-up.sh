@@ -29,8 +29,12 @@ if [ ! -s /etc/munge/munge.key ]; then
   chown munge:munge /etc/munge/munge.key
   chmod 0400 /etc/munge/munge.key
 fi
-runuser -u munge -- munged --pid-file=/run/munge/munged.pid
-cp /run/munge/munged.pid "$STATE/munged.pid"
+if munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
+  echo "slurm-up: munged already running (not started here, not stopped by slurm-down)"
+else
+  runuser -u munge -- munged --pid-file=/run/munge/munged.pid
+  cp /run/munge/munged.pid "$STATE/munged.pid"
+fi
 
 # This host as the one node, as slurmd itself detects it (name, CPUs, sockets, cores, memory).
 node=$(slurmd -C | head -n1)
