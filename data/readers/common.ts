@@ -83,22 +83,6 @@ export async function statOrUndefined(path: string): Promise<Deno.FileInfo | und
   }
 }
 
-/** Throws the standard "missing root" {@link UserError} (exit 2) unless `root/rel` is a directory. */
-export async function requireDir(root: string, rel: string, hint: string): Promise<string> {
-  const p = join(root, rel);
-  const st = await statOrUndefined(p);
-  if (!st?.isDirectory) throw new UserError(`expected ${rel}/ in ${root}; ${hint}`);
-  return p;
-}
-
-/** Throws the standard "missing root" {@link UserError} (exit 2) unless `root/rel` is a file. */
-export async function requireFile(root: string, rel: string, hint: string): Promise<string> {
-  const p = join(root, rel);
-  const st = await statOrUndefined(p);
-  if (!st?.isFile) throw new UserError(`expected ${rel} in ${root}; ${hint}`);
-  return p;
-}
-
 /**
  * Checks a path read from a list file or CSV: it must be relative and stay inside the dataset
  * root (no `..` segment, no absolute or drive path, no NUL). Returns it with `/` separators.
@@ -236,18 +220,6 @@ export function arraySplit(
     load: (i) =>
       Promise.resolve({ pixels: pixels(i), sourceWidth: storage.width, sourceHeight: storage.height }),
   };
-}
-
-/** Resolves the dataset root: `root` itself if it holds `marker`, else `root/sub` if that does. */
-export async function resolveRoot(
-  root: string,
-  markers: string[],
-  subs: string[],
-): Promise<string | undefined> {
-  for (const r of [root, ...subs.map((s) => join(root, s))]) {
-    for (const m of markers) if (await statOrUndefined(join(r, m))) return r;
-  }
-  return undefined;
 }
 
 /** Reads a small text file, returning its non-empty trimmed lines with 1-based line numbers. */
