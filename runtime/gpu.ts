@@ -249,6 +249,12 @@ export function copyTensor(backend: WebGPUBackend, src: tf.TensorInfo, dst: tf.T
   be.commandEncoder!.copyBufferToBuffer(s, 0, d, 0, tensorBytes(src));
 }
 
+/** Drops tfjs's CPU copy of `t`'s values (its buffer was written behind tfjs's back). */
+export function invalidateCpuCopy(backend: WebGPUBackend, t: tf.TensorInfo): void {
+  const data = internals(backend).tensorMap.get(t.dataId);
+  if (data) data.values = null;
+}
+
 /** Bytes of a tensor's data (4 per element: float32, int32 and bool alike on WebGPU). */
 export function tensorBytes(t: tf.TensorInfo): number {
   return 4 * t.shape.reduce((a, b) => a * b, 1);

@@ -15,7 +15,7 @@ import "../models/zoo.ts";
 import { buildModel, MODELS } from "../models/registry.ts";
 import type { Model } from "../models/core.ts";
 import { createAdamState, disposeAdamState } from "../train/optimizer.ts";
-import { type StepMode, TrainStep } from "../train/step.ts";
+import { EvalForward, type StepMode, TrainStep } from "../train/step.ts";
 import type { TrainBatch } from "../data/types.ts";
 import { maskHash } from "../kernels/random.ts";
 
@@ -163,6 +163,41 @@ Deno.test("recorded step: a replay makes no bind group or buffer, ≤ 2 writes, 
   } finally {
     step.dispose();
     disposeAdamState(adam);
+    model.params.dispose();
+  }
+});
+
+Deno.test("recorded eval forward: replayed logits equal eager logits bit for bit", async () => {
+  await initRuntime();
+  const size = 16;
+  const model = buildModel("mobilenet", { numClasses: 10, imageSize: size, seed: 4 });
+  // Non-trivial running statistics, so eval-mode BN does something.
+  for (const e of model.params.entries) {
+    if (e.name.endsWith("running_var")) e.variable!.assign(tf.fill(e.variable!.shape, 1.7));
+    if (e.name.endsWith("running_mean")) e.variable!.assign(tf.fill(e.variable!.shape, 0.1));
+  }
+  const eager = new EvalForward(model, "custom", "eager"), recorded = new EvalForward(model, "custom");
+  const rng = new Rng(9);
+  const paths: string[] = [];
+  try {
+    for (let i = 0; i < 4; i++) {
+      const x = tf.tensor4d(Float32Array.from({ length: 2 * size * size * 3 }, () => rng.normal()), [
+        2,
+        size,
+        size,
+        3,
+      ]);
+      const a = eager.run(x), b = recorded.run(x);
+      paths.push(recorded.path);
+      const va = new Float32Array(await a.data()), vb = new Float32Array(await b.data());
+      assertEquals(firstBitDifference(va, vb), -1, `batch ${i}: ${va} vs ${vb}`);
+      assert(va.some((v) => v !== 0), "logits are not all zero");
+      tf.dispose([a, b, x]);
+    }
+    assertEquals(paths, ["eager", "recorded", "replayed", "replayed"]);
+  } finally {
+    eager.dispose();
+    recorded.dispose();
     model.params.dispose();
   }
 });

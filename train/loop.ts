@@ -16,7 +16,7 @@ import type { Ctx, KernelChoice, Model } from "../models/core.ts";
 import type { EvalBatch, TrainBatch } from "../data/types.ts";
 import { createAdamState, disposeAdamState } from "./optimizer.ts";
 import { LABEL_SMOOTHING } from "./loss.ts";
-import { epochRandomSeed, type StepMode, type StepPath, TrainStep } from "./step.ts";
+import { epochRandomSeed, EvalForward, type StepMode, type StepPath, TrainStep } from "./step.ts";
 import { describeSchedule, lrAt, type ScheduleSpec } from "./schedule.ts";
 import { type CheckpointMeta, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { encodeSafetensors, torchStateDict } from "./safetensors.ts";
@@ -138,6 +138,7 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
     mode: o.step,
     log,
   });
+  const evalForward = new EvalForward(model, o.kernels, o.step);
   let steps = start * stepsPerEpoch, sessionSteps = 0, evalSeconds = 0;
   const paths = new Map<StepPath, number>();
   const sessionStart = performance.now();
@@ -183,7 +184,7 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
       const trainLoss = checkedLoss(m.lossSum, seen, epoch, step);
       const trainAcc = m.correct / seen * 100;
       const t1 = performance.now();
-      const testAcc = await evaluate(model, data, ctx);
+      const testAcc = await evaluate(evalForward, data);
       const rec: EpochRecord = {
         epoch: epoch + 1,
         lr_first: lrAt(o.schedule, epoch, 0),
@@ -228,23 +229,26 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
     return summarize(history, runFiles.weights, steps);
   } finally {
     trainStep.dispose();
+    evalForward.dispose();
     disposeAdamState(adam);
   }
 }
 
-/** Top-1 test accuracy (%) over the whole test split, BN in eval mode (running statistics). */
-export async function evaluate(model: Model, data: TrainSource, ctx: Ctx): Promise<number> {
-  ctx.training = false;
+/**
+ * Top-1 test accuracy (%) over the whole test split, BN in eval mode (running statistics), through
+ * the (recorded) evaluation forward pass of train/step.ts.
+ */
+export async function evaluate(forward: EvalForward, data: TrainSource): Promise<number> {
   let correct = 0, total = 0;
   for await (const batch of data.evalBatches()) {
-    const pred = tf.tidy(() => tf.argMax(model.apply(batch.x, ctx), 1));
+    const logits = forward.run(batch.x);
+    const pred = tf.argMax(logits, 1);
     const p = (await pred.data()) as Int32Array;
     assertGpuHealthy();
     for (let i = 0; i < batch.valid; i++) correct += p[i] === batch.labels[i] ? 1 : 0;
     total += batch.valid;
-    tf.dispose([pred, batch.x]);
+    tf.dispose([pred, logits, batch.x]);
   }
-  ctx.training = true;
   if (total !== data.testImages) {
     throw new Error(`evaluated ${total} test images, expected ${data.testImages}`);
   }

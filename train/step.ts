@@ -23,6 +23,7 @@ import {
   flushCommands,
   gpuBufferOf,
   type InputCopy,
+  invalidateCpuCopy,
   NotRecordableError,
   recordCommands,
   type RecordedProgram,
@@ -263,6 +264,89 @@ export class TrainStep {
     this.#plan = undefined;
     if (this.#slots) tf.dispose([this.#slots.x, this.#slots.yA, this.#slots.yB]);
     tf.dispose([this.#scalars, this.#acc]);
+  }
+}
+
+/**
+ * The evaluation forward pass (eval mode: BN running statistics, no dropout), recorded and replayed
+ * like the training step: the first batch of a shape runs eagerly, the second is recorded with its
+ * logits copied into an output slot, later ones replay (one copy in, one pass, one copy out, one
+ * submit). Eager on the CPU backend, with stock kernels or in eager mode.
+ */
+export class EvalForward {
+  readonly #model: Model;
+  readonly #ctx: Ctx;
+  readonly #gpu: WebGPUBackend | undefined;
+  #recordable: boolean;
+  #slots: { x: Tensor; out: Tensor } | undefined;
+  #plan: RecordedProgram | undefined;
+  #planState: GPUBuffer[] = [];
+  #warmShape = "";
+  /** The path the last {@link run} took. */
+  path: StepPath = "eager";
+
+  constructor(model: Model, kernels: KernelChoice, mode: StepMode = "recorded") {
+    this.#model = model;
+    this.#ctx = { training: false, rng: undefined as unknown as Rng, kernels };
+    this.#gpu = tf.getBackend() === "webgpu" ? tf.backend() as WebGPUBackend : undefined;
+    this.#recordable = mode === "recorded" && kernels === "custom" && this.#gpu !== undefined;
+  }
+
+  /** Logits of `x` (the caller disposes both). */
+  run(x: Tensor): Tensor {
+    const shape = x.shape.join("x");
+    if (!this.#recordable || shape !== this.#warmShape) {
+      if (this.#slots && shape !== this.#warmShape) this.#reset();
+      this.#warmShape = shape;
+      this.path = "eager";
+      return tf.tidy(() => this.#model.apply(x, this.#ctx));
+    }
+    const gpu = this.#gpu!;
+    if (this.#plan && !this.#state().every((b, i) => b === this.#planState[i])) this.#reset();
+    if (!this.#slots) {
+      this.#slots = { x: tf.zeros(x.shape), out: tf.tidy(() => this.#model.apply(x, this.#ctx)) };
+      gpuBufferOf(gpu, this.#slots.x);
+      gpuBufferOf(gpu, this.#slots.out);
+    }
+    const { x: xs, out } = this.#slots;
+    if (this.#plan) {
+      this.#plan.replay([{ src: gpuBufferOf(gpu, x), dst: gpuBufferOf(gpu, xs), size: tensorBytes(x) }]);
+      this.path = "replayed";
+    } else {
+      copyTensor(gpu, x, xs);
+      try {
+        this.#plan = recordCommands(gpu, () => {
+          const logits = tf.tidy(() => this.#model.apply(xs, this.#ctx));
+          copyTensor(gpu, logits, out);
+          logits.dispose();
+        }).program;
+        this.#planState = this.#state();
+        this.path = "recorded";
+      } catch (e) {
+        if (!(e instanceof NotRecordableError)) throw e;
+        this.#recordable = false;
+      }
+    }
+    invalidateCpuCopy(gpu, out);
+    return tf.clone(out);
+  }
+
+  #state(): GPUBuffer[] {
+    const ts: Tensor[] = this.#model.params.entries.flatMap((e) => e.variable ? [e.variable] : []);
+    if (this.#slots) ts.push(this.#slots.x, this.#slots.out);
+    return ts.map((t) => gpuBufferOf(this.#gpu!, t));
+  }
+
+  #reset(): void {
+    this.#plan?.dispose();
+    this.#plan = undefined;
+    if (this.#slots) tf.dispose([this.#slots.x, this.#slots.out]);
+    this.#slots = undefined;
+  }
+
+  /** Frees the plan and slots. */
+  dispose(): void {
+    this.#reset();
   }
 }
 
