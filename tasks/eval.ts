@@ -1,0 +1,235 @@
+/**
+ * `deno task eval --weights W.safetensors --model M --dataset D`: test-set top-1/top-5 accuracy,
+ * loss and confusion matrix of weights `train` wrote (PyTorch names and layouts). The test pipeline
+ * is the run's own: the preset stored in the weights' metadata (image size, normalisation, test
+ * limit) unless flags override it, so the top-1 equals the last epoch's test accuracy of the run.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { runMain, UserError } from "../runtime/errors.ts";
+import { writeFileAtomic } from "../runtime/fs.ts";
+import { formatCsv } from "../runtime/csv.ts";
+import { Rng } from "../runtime/rng.ts";
+import { initRuntime } from "../runtime/webgpu.ts";
+import "../models/zoo.ts";
+import { buildModel, modelSpec } from "../models/registry.ts";
+import { largestActivation } from "../models/inspect.ts";
+import type { KernelChoice, ModelOptions } from "../models/core.ts";
+import { setDefaultKernels } from "../kernels/mod.ts";
+import { defaultCacheDir, getDataset } from "../data/datasets.ts";
+import { openCache } from "../data/cache.ts";
+import { createEvalLoader, fromCacheSplit } from "../data/loader.ts";
+import { applyOverrides, buildPreset, type Preset } from "../train/presets.ts";
+import { loadStateDict, readWeightsFile } from "../train/weights.ts";
+import { type EvalResult, evaluateModel } from "../train/evaluate.ts";
+
+const USAGE = `deno task eval --weights W.safetensors --model M --dataset D [options]
+
+Test-set accuracy (top-1, top-5), cross-entropy loss and the confusion matrix of trained weights
+(a weights.safetensors or best.safetensors written by deno task train). The test pipeline is the
+run's preset, read from the file's metadata; flags override it.
+
+  --weights FILE     safetensors with PyTorch state_dict names (required)
+  --model M          model id (required; must be the architecture of the weights)
+  --dataset D        dataset id (required; its cache must be prepared: deno task prepare)
+  --image-size S     input size (default: the run's)
+  --test-limit N|all evaluate the first N test images, or all (default: the run's limit)
+  --batch-size B     evaluation batch (default: as train chooses it)
+  --preset P         preset for weights without metadata (default paper)
+  --kernels K        custom (default) | stock
+  --out DIR          where eval.json and confusion.csv go (default results/eval/<run folder>)
+  --help             this text`;
+
+interface Options {
+  weights: string;
+  model: string;
+  dataset: string;
+  imageSize?: number;
+  testLimit?: number | "all";
+  batchSize?: number;
+  preset: string;
+  kernels: KernelChoice;
+  out?: string;
+}
+
+function positive(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n <= 0) {
+    throw new UserError(`--${name} ${v}: expected a positive integer`);
+  }
+  return n;
+}
+
+function parseOptions(args: string[]): Options | undefined {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        weights: { type: "string" },
+        model: { type: "string" },
+        dataset: { type: "string" },
+        "image-size": { type: "string" },
+        "test-limit": { type: "string" },
+        "batch-size": { type: "string" },
+        preset: { type: "string", default: "paper" },
+        kernels: { type: "string", default: "custom" },
+        out: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    throw new UserError(`${(err as Error).message.replace(/\s*\n\s*/g, " ").replace(/\.$/, "")}; see --help`);
+  }
+  const v = parsed.values;
+  if (v.help) return undefined;
+  for (const k of ["weights", "model", "dataset"] as const) {
+    if (!v[k]) throw new UserError(`--${k} is required; see --help`);
+  }
+  if (v.kernels !== "custom" && v.kernels !== "stock") {
+    throw new UserError(`--kernels ${v.kernels}: use custom or stock`);
+  }
+  return {
+    weights: v.weights!,
+    model: v.model!,
+    dataset: v.dataset!,
+    imageSize: positive(v["image-size"], "image-size"),
+    testLimit: v["test-limit"] === "all" ? "all" : positive(v["test-limit"], "test-limit"),
+    batchSize: positive(v["batch-size"], "batch-size"),
+    preset: v.preset!,
+    kernels: v.kernels,
+    out: v.out,
+  };
+}
+
+/** The preset a run stored in its weights (`run` metadata: the preset plus its seed), if any. */
+function storedPreset(metadata: Record<string, string>): (Preset & { seed?: number }) | undefined {
+  if (!metadata.run) return undefined;
+  try {
+    const p = JSON.parse(metadata.run);
+    return p && typeof p === "object" && typeof p.imageSize === "number" && p.data ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What an evaluation measured and where it wrote it. */
+export interface EvalRun {
+  result: EvalResult;
+  preset: Preset;
+  classNames: string[];
+  written: string[];
+}
+
+/** Runs the eval task with command-line `args` (undefined for --help). */
+export async function main(
+  args: string[],
+  log: (line: string) => void = console.log,
+): Promise<EvalRun | undefined> {
+  const o = parseOptions(args);
+  if (!o) {
+    log(USAGE);
+    return undefined;
+  }
+  const info = getDataset(o.dataset);
+  modelSpec(o.model);
+  const { tensors, metadata } = await readWeightsFile(o.weights);
+  const stored = storedPreset(metadata);
+  if (stored && stored.model !== o.model) {
+    throw new UserError(
+      `${o.weights}: written by a ${stored.model} run, not ${o.model}; pass --model ${stored.model}`,
+    );
+  }
+  let preset: Preset = stored && stored.dataset === info.id
+    ? stored
+    : buildPreset(stored?.name ?? o.preset, o.model, info.id);
+  if (stored && stored.dataset !== info.id) preset = applyOverrides(preset, { imageSize: stored.imageSize });
+  preset = applyOverrides(preset, {
+    imageSize: o.imageSize,
+    testLimit: o.testLimit === "all" ? undefined : o.testLimit,
+  });
+  if (o.testLimit === "all") preset = { ...preset, testLimit: undefined };
+
+  const cache = await openCache(defaultCacheDir(info.id));
+  const classNames = cache.manifest.classNames;
+  const numClasses = info.numClasses ?? cache.manifest.numClasses;
+  const facts = await initRuntime();
+  setDefaultKernels(o.kernels);
+  const modelOptions: ModelOptions = {
+    ...preset.modelOptions,
+    numClasses,
+    imageSize: preset.imageSize,
+    seed: 0,
+  };
+  // train's rule: the preset's test batch, shrunk to what one storage binding holds.
+  const perImage = largestActivation(o.model, modelOptions, 1).elements * 4;
+  const evalBatch = o.batchSize ??
+    Math.max(
+      1,
+      Math.min(preset.data.testBatch, Math.floor(facts.limits.maxStorageBufferBindingSize / perImage)),
+    );
+  const model = buildModel(o.model, modelOptions);
+  try {
+    loadStateDict(model.params, tensors, o.weights);
+    const loader = createEvalLoader({
+      source: fromCacheSplit(await cache.split("test")),
+      protocol: preset.data,
+      batchSize: evalBatch,
+      imageSize: preset.imageSize,
+      limit: preset.testLimit,
+    });
+    log(
+      `${o.model} from ${o.weights} on ${info.id} test (${loader.count} images, ${preset.imageSize} px), ${facts.description}`,
+    );
+    const t0 = performance.now();
+    const result = await evaluateModel(model, loader.batchesIter(), numClasses, {
+      training: false,
+      rng: new Rng(0),
+      kernels: o.kernels,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const runFolder = o.weights.includes("/") ? o.weights.slice(0, o.weights.lastIndexOf("/")) : ".";
+    const out = (o.out ?? `results/eval/${runFolder.split("/").pop() || "weights"}`).replace(/\/+$/, "");
+    const confusion = formatCsv(
+      ["true \\ predicted", ...classNames],
+      result.confusion.map((row, t) => [classNames[t] ?? String(t), ...row]),
+    );
+    const summary = {
+      weights: o.weights,
+      model: o.model,
+      dataset: info.id,
+      images: result.images,
+      top1: result.top1,
+      top5: result.top5,
+      loss: result.loss,
+      correct: result.correct,
+      image_size: preset.imageSize,
+      test_limit: preset.testLimit ?? null,
+      kernels: o.kernels,
+      adapter: facts.description,
+      seconds,
+      evaluated_at: new Date().toISOString(),
+    };
+    if (Deno.permissions.querySync({ name: "write", path: out }).state !== "granted") {
+      throw new UserError(
+        `cannot write to ${out}: deno task eval may write only under results/; use --out results/<name>`,
+      );
+    }
+    await writeFileAtomic(`${out}/confusion.csv`, confusion);
+    await writeFileAtomic(`${out}/eval.json`, JSON.stringify(summary, null, 1) + "\n");
+    log(
+      `top-1 ${result.top1.toFixed(2)}% (${result.correct}/${result.images})` +
+        (result.top5 === null ? "" : `  top-5 ${result.top5.toFixed(2)}%`) +
+        `  loss ${result.loss.toFixed(4)}  ${seconds.toFixed(1)} s`,
+    );
+    log(`wrote ${out}/eval.json, ${out}/confusion.csv`);
+    return { result, preset, classNames, written: [`${out}/eval.json`, `${out}/confusion.csv`] };
+  } finally {
+    model.params.dispose();
+    cache.close();
+  }
+}
+
+if (import.meta.main) await runMain(async () => void await main(Deno.args));
