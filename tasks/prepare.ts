@@ -9,6 +9,7 @@
 import { runMain } from "../runtime/errors.ts";
 import { assertWritableDir, choiceFlag, intFlag, parseCli, UsageError } from "../runtime/cli.ts";
 import { DATASETS, defaultCacheDir, getDataset, prepareDataset } from "../data/datasets.ts";
+import { withPrepareLock } from "../train/run.ts";
 
 const USAGE = `usage: deno task prepare --dataset ID [--root DIR] [--cache DIR] [options]
 
@@ -65,17 +66,19 @@ async function main(): Promise<void> {
   const size = intFlag(values.size, "size", USAGE, { min: 8, max: 4096 });
   const cacheDir = values.cache ?? defaultCacheDir(spec);
   await assertWritableDir(cacheDir, "--cache", "prepare", [".cache"]);
-  const result = await prepareDataset({
-    dataset: spec,
-    root: values.root,
-    cacheDir,
-    split: values.split,
-    seed: intFlag(values.seed, "seed", USAGE),
-    size,
-    fit,
-    concurrency: intFlag(values.concurrency, "concurrency", USAGE, { min: 1, max: 1024 }),
-    force: values.force,
-  });
+  // A training (or another prepare) preparing the same cache: wait for it, then find it up to date.
+  const result = await withPrepareLock(cacheDir, () =>
+    prepareDataset({
+      dataset: spec,
+      root: values.root,
+      cacheDir,
+      split: values.split,
+      seed: intFlag(values.seed, "seed", USAGE),
+      size,
+      fit,
+      concurrency: intFlag(values.concurrency, "concurrency", USAGE, { min: 1, max: 1024 }),
+      force: values.force,
+    }));
   const m = result.manifest;
   const counts = m.splitOrder.map((s) => `${s} ${m.splits[s].count}`).join(", ");
   console.log(

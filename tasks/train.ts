@@ -17,14 +17,15 @@ import { defaultCacheDir, ensurePrepared, getDataset } from "../data/datasets.ts
 import { assertWritableDir } from "../runtime/cli.ts";
 import { assertNoDifferingRun } from "../train/identity.ts";
 import { openCache } from "../data/cache.ts";
-import { applyOverrides, buildPreset, describePreset, type Preset, presetLabel } from "../train/presets.ts";
+import { describePreset, type Preset, presetLabel } from "../train/presets.ts";
 import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
 import { appendLedgerRow, checkLedger, findLedgerRun, type LedgerRecord } from "../train/ledger.ts";
 import { openTrainSource } from "../train/source.ts";
 import {
+  argsPreset,
   lockRunFolder,
   parseTrainArgs,
-  runName,
+  runDir,
   TRAIN_USAGE,
   type TrainArgs,
   withPrepareLock,
@@ -64,11 +65,11 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   const info = getDataset(a.dataset);
   modelSpec(a.model);
   // imagefolder:NAME: the protocol of "imagefolder", the identity (ledger, run folder) NAME.
-  const preset: Preset = applyOverrides(buildPreset(a.preset, a.model, info.base ?? info.id), a.overrides);
+  const preset: Preset = argsPreset(a);
   await assertWritableDir(a.out, "--out", "train", ["runs"]);
   // A malformed ledger is found now, not after training (and before the run folder is made).
   const ledgerRows = await checkLedger(`${a.out}/results.csv`);
-  const dir = `${a.out}/${runName(a.model, info.id, presetLabel(preset), a.seed)}`;
+  const dir = runDir(a, preset);
   await lockRunFolder(dir);
   const paths = runPaths(dir);
   const done = `${dir}/done.json`;

@@ -10,6 +10,7 @@ import { UserError } from "../runtime/errors.ts";
 import { flockHeld, tryFlock } from "../runtime/fs.ts";
 import type { Ctx } from "../models/core.ts";
 import { applyOverrides, buildPreset, type Preset, presetLabel, type PresetOverrides } from "./presets.ts";
+import { getDataset } from "../data/datasets.ts";
 
 /** Usage text of `deno task train` (also printed by errors of {@link parseTrainArgs}). */
 export const TRAIN_USAGE = `usage: deno task train --model M [--dataset D] [options]
@@ -138,14 +139,18 @@ export function runName(model: string, dataset: string, label: string, seed: num
   return `${model}_${dataset}_${label.replaceAll(";", "-").replaceAll("=", "")}_s${seed}`;
 }
 
-/** The preset a parsed command line trains with (the named preset plus the flags' overrides). */
+/**
+ * The preset a parsed command line trains with (the named preset plus the flags' overrides); a
+ * named dataset (`imagefolder:NAME`) follows the protocol of the entry it derives from.
+ */
 export function argsPreset(a: TrainArgs): Preset {
-  return applyOverrides(buildPreset(a.preset, a.model, a.dataset), a.overrides);
+  const info = getDataset(a.dataset);
+  return applyOverrides(buildPreset(a.preset, a.model, info.base ?? info.id), a.overrides);
 }
 
-/** The run folder of a parsed command line: `OUT/<runName>`. */
+/** The run folder of a parsed command line: `OUT/<runName>`, named by the dataset's ledger id. */
 export function runDir(a: TrainArgs, preset: Preset = argsPreset(a)): string {
-  return `${a.out}/${runName(a.model, a.dataset, presetLabel(preset), a.seed)}`;
+  return `${a.out}/${runName(a.model, getDataset(a.dataset).id, presetLabel(preset), a.seed)}`;
 }
 
 /** The lock file a training holds in its run folder while it runs. */
@@ -200,7 +205,7 @@ export async function withPrepareLock<T>(
   const lock = await tryFlock(path, {
     waitMs,
     onWait: (holder) =>
-      console.log(`waiting for ${holder ? `pid ${holder}` : "another process"} to prepare ${cacheDir}`),
+      console.error(`waiting for ${holder ? `pid ${holder}` : "another process"} to prepare ${cacheDir}`),
   });
   if (!lock) {
     throw new UserError(

@@ -166,7 +166,8 @@ export function cellName(c: Cell): string {
 /** The ledger key of a cell under the pass-through flags: model, dataset, seed and preset label. */
 function cellKey(c: Cell, pass: string[]): string {
   const label = presetLabel(argsPreset(cellArgs(c, pass)));
-  return `${c.model}|${c.dataset}|${c.seed}|${label}`;
+  // The ledger names a dataset by its id (imagefolder:NAME → NAME), as the training writes it.
+  return `${c.model}|${getDataset(c.dataset).id}|${c.seed}|${label}`;
 }
 
 /** Where the cells of a sweep stand: in the ledger, running now (run folder locked), or to run. */
