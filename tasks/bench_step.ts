@@ -15,10 +15,10 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { tf, type WebGPUBackend } from "../runtime/tf.ts";
 import { assertBindable, assertGpuHealthy, GpuError, initRuntime } from "../runtime/webgpu.ts";
 import { runMain, UserError } from "../runtime/errors.ts";
+import { choiceFlag, intFlag, parseCli, UsageError } from "../runtime/cli.ts";
 import {
   deviceOf,
   gpuBufferOf,
@@ -220,8 +220,8 @@ const USAGE = `usage: deno task bench:step (--model ID | --all) [--image-size 32
   [--steps 5] [--step recorded|eager] [--compare-stock] [--json FILE] [--num-classes 10]`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
+  const { values } = parseCli(Deno.args, {
+    usage: USAGE,
     options: {
       model: { type: "string" },
       all: { type: "boolean", default: false },
@@ -232,28 +232,17 @@ async function main(): Promise<void> {
       step: { type: "string" },
       "compare-stock": { type: "boolean", default: false },
       json: { type: "string" },
-      help: { type: "boolean", default: false },
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  const int = (name: string, v: string | undefined, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new UserError(`--${name} ${v}: must be an integer >= ${min}`);
-    return n;
-  };
+  const int = (name: string, v: string | undefined, min: number): number => intFlag(v, name, USAGE, { min })!;
   const imageSize = int("image-size", values["image-size"], 8);
   const batch = int("batch-size", values["batch-size"], 1);
   const steps = int("steps", values.steps, 1);
   const numClasses = int("num-classes", values["num-classes"], 2);
-  if (values.step !== undefined && values.step !== "recorded" && values.step !== "eager") {
-    throw new UserError(`--step ${values.step}: use recorded or eager`);
-  }
+  choiceFlag(values.step, "step", ["recorded", "eager"] as const, USAGE);
   const modes: StepMode[] = values.step ? [values.step as StepMode] : ["eager", "recorded"];
   const ids = values.all ? Object.keys(MODELS).sort() : values.model ? [values.model] : [];
-  if (ids.length === 0) throw new UserError(`give --model <id> or --all\n${USAGE}`);
+  if (ids.length === 0) throw new UsageError("give --model <id> or --all", USAGE);
   for (const id of ids) {
     if (!MODELS[id]) {
       throw new UserError(`unknown model "${id}"; known: ${Object.keys(MODELS).sort().join(", ")}`);
