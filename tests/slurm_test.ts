@@ -4,7 +4,8 @@
  * one array task trains, a rerun of the sweep must not emit its cell (its run folder is locked);
  * that task is then cancelled with scancel; the other three must leave exactly one ledger row each,
  * for their own cell (each row's model and seed, each log's cell and run folder); a rerun must emit
- * only the cancelled cell, and after it the ledger holds the four cells once each.
+ * only the cancelled cell, and after it the ledger holds the four cells once each, which the scorer's
+ * reader takes as it is (two seeds averaged per model, no merging).
  *
  * Skipped with a message when sbatch is not on PATH or no controller answers, unless
  * XS_REQUIRE_SLURM=1 (CI), which turns that into a failure.
@@ -14,6 +15,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { cellArgs, cellName } from "../train/sweep.ts";
 import { runDir } from "../train/run.ts";
 import { flockHeld } from "../runtime/fs.ts";
+import { aggregateSeeds, readLedger } from "../score/ledger.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
@@ -176,6 +178,18 @@ Deno.test({
         assertEquals([r.epochs, r.image_size], ["1", "16"]);
         assert(r.preset.startsWith("paper;") && r.preset.includes("imageSize=16"), r.preset);
         assert(r.adapter.length > 0, "adapter recorded");
+      }
+
+      // The array's one ledger is the scorer's input as it stands: its reader takes it and
+      // averages the two seeds of each model (the configurations agree, so nothing is refused).
+      const cells = aggregateSeeds(await readLedger(`${REPO}/${out}/results.csv`));
+      assertEquals(
+        cells.map((c) => [c.model, c.dataset, c.n]).sort(),
+        MODELS.map((m) => [m, DATASET, 2]).sort(),
+      );
+      for (const c of cells) {
+        const accs = rows.filter((r) => r.model === c.model).map((r) => Number(r.accuracy));
+        assert(Math.abs(c.accuracy - (accs[0] + accs[1]) / 2) < 1e-9, `${c.model}: ${c.accuracy} vs ${accs}`);
       }
 
       // 5. Each task ran its own cell: its log names host, cell and adapter, and trained in that
