@@ -16,7 +16,24 @@
  *
  * @module
  */
-import sharp from "sharp";
+import type SharpModule from "sharp";
+
+type Sharp = typeof SharpModule;
+let sharpLib: Sharp | undefined;
+
+/**
+ * sharp (a native addon) is loaded on first use: only image-file datasets need it, and a bundled
+ * task (`deno bundle`, for machines without node_modules) must start without it.
+ */
+async function loadSharp(): Promise<Sharp> {
+  if (!sharpLib) {
+    const specifier = "sharp";
+    sharpLib = (await import(specifier)).default as Sharp;
+    sharpLib.concurrency(1);
+    sharpLib.cache(false);
+  }
+  return sharpLib;
+}
 
 /** How a decoded image is brought to the stored fixed size. */
 export type StorageFit =
@@ -50,25 +67,13 @@ export interface DecodedImage {
   sourceHeight: number;
 }
 
-let configured = false;
-
-/**
- * Limits libvips to one thread per image: prepare decodes several images concurrently instead,
- * which scales better for small images and keeps the cache cpu use bounded.
- */
-function configure(): void {
-  if (configured) return;
-  sharp.concurrency(1);
-  sharp.cache(false);
-  configured = true;
-}
-
 /**
  * Decodes an encoded image (JPEG, PNG, GIF, WebP, TIFF, ...) and resamples it to `spec`.
  * Throws on undecodable or truncated input; the caller records the file as skipped.
  */
 export async function decodeToStorage(encoded: Uint8Array, spec: StorageSpec): Promise<DecodedImage> {
-  configure();
+  // One libvips thread per image (set on load): prepare decodes several images concurrently instead.
+  const sharp = await loadSharp();
   const options = { failOn: "truncated" as const, pages: 1, page: 0 };
   const meta = await sharp(encoded, options).metadata();
   const sw = meta.width, sh = meta.height;

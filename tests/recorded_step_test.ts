@@ -71,10 +71,17 @@ async function trainFrom(
   const ctx = { training: true, rng: new Rng(5), kernels: "custom" as const };
   const step = new TrainStep(model, adam, ctx, { kernels: "custom", labelSmoothing: 0.05, mode });
   try {
-    batches.forEach((d, i) => {
-      step.run(toBatch(d, size), 1e-3 * (1 + i / 10), { seed: 0x9e3779b9, counter: i });
+    for (let i = 0; i < batches.length; i++) {
+      step.run(toBatch(batches[i], size), 1e-3 * (1 + i / 10), { seed: 0x9e3779b9, counter: i });
       paths.push(step.path);
-    });
+      // Read the metrics and a weight mid-run, as the trainer's progress lines and checkpoints do:
+      // tfjs caches what it read, and later replays must not be hidden behind that cache.
+      if (i === 2) {
+        await step.readMetrics();
+        await vars[0].data();
+        await adam.m.data();
+      }
+    }
     const m = await step.readMetrics();
     const tensors = new Map<string, Float32Array>();
     for (const e of model.params.entries) {

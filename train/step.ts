@@ -174,6 +174,8 @@ export class TrainStep {
         size: tensorBytes(b),
       }));
       this.#plan.replay(copies);
+      // The replay wrote the state behind tfjs's back: values it read earlier are stale now.
+      for (const t of this.#stateTensors()) invalidateCpuCopy(gpu, t);
       this.#adam.step += 1; // what applyAdam does on the eager path
       this.path = "replayed";
       return;
