@@ -1,0 +1,88 @@
+/**
+ * models/inspect.ts against shapes derived by hand from the published architectures: the block
+ * tables of MobileNetV2 (Sandler et al. 2018, Table 2) and EfficientNet-B0 (Tan & Le 2019, Table 1)
+ * with PyTorch padding k // 2, and a largest tensor computed from ConvMixer's definition.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { kernelShapes, largestActivation } from "../models/inspect.ts";
+import { ops } from "../models/core.ts";
+import type { DwLayerShape, SeLayerShape, ZooLayerShape } from "../kernels/zoo_shapes.ts";
+
+/** A layer shape without the models it occurs in. */
+type Bare = Omit<DwLayerShape, "models"> | Omit<SeLayerShape, "models">;
+
+const convOut = (h: number, k: number, s: number) => Math.floor((h + 2 * Math.floor(k / 2) - k) / s) + 1;
+
+/**
+ * Depthwise (and SE) layers of an inverted-residual network from its stage table: rows of
+ * (expansion t, output channels c, repeats n, first stride s, kernel k), a 3×3 stride-2 stem of
+ * `stem` channels, SE squeezing to a quarter of each block's input channels when `se` is given.
+ */
+function fromTable(
+  rows: [number, number, number, number, number][],
+  stem: number,
+  size: number,
+  se?: "silu",
+): Bare[] {
+  const out: Bare[] = [];
+  let h = convOut(size, 3, 2), cin = stem;
+  for (const [t, c, n, s, k] of rows) {
+    for (let i = 0; i < n; i++) {
+      const stride = i === 0 ? s : 1, hidden = cin * t, p = Math.floor(k / 2);
+      out.push({ kind: "dw", H: h, W: h, C: hidden, kernel: [k, k], strides: [stride, stride], pad: [p, p] });
+      h = convOut(h, k, stride);
+      if (se) {
+        out.push({ kind: "se", H: h, W: h, C: hidden, Cr: Math.floor(cin / 4), act: se, gate: "sigmoid" });
+      }
+      cin = c;
+    }
+  }
+  return out;
+}
+
+const withoutModels = (shapes: ZooLayerShape[], kinds: string[]) =>
+  shapes.filter((s) => kinds.includes(s.kind)).map(({ models: _, ...rest }) => rest);
+
+Deno.test("inspect: MobileNetV2's depthwise layers at 224 px are those of its published block table", () => {
+  const table: [number, number, number, number, number][] = [
+    [1, 16, 1, 1, 3],
+    [6, 24, 2, 2, 3],
+    [6, 32, 3, 2, 3],
+    [6, 64, 4, 2, 3],
+    [6, 96, 3, 1, 3],
+    [6, 160, 3, 2, 3],
+    [6, 320, 1, 1, 3],
+  ];
+  const got = kernelShapes("mobilenet", { numClasses: 1000, imageSize: 224 });
+  assertEquals(withoutModels(got, ["dw"]), fromTable(table, 32, 224));
+  assertEquals(got.filter((s) => s.kind === "se").length, 0, "no SE in MobileNetV2");
+  assert(got.every((s) => s.models.join() === "mobilenet"), "every shape tagged with the model id");
+  assertEquals(ops.conv2d.name, "conv2d", "ops untouched");
+});
+
+Deno.test("inspect: EfficientNet-B0's depthwise and SE layers at 224 px are those of its published table", () => {
+  const table: [number, number, number, number, number][] = [
+    [1, 16, 1, 1, 3],
+    [6, 24, 2, 2, 3],
+    [6, 40, 2, 2, 5],
+    [6, 80, 3, 2, 3],
+    [6, 112, 3, 1, 5],
+    [6, 192, 4, 2, 5],
+    [6, 320, 1, 1, 3],
+  ];
+  const got = kernelShapes("efficientnet", { numClasses: 1000, imageSize: 224, variant: "b0" });
+  assertEquals(withoutModels(got, ["dw", "se"]), fromTable(table, 32, 224, "silu"));
+});
+
+Deno.test("inspect: ConvMixer's largest tensor is the padded input of its 5×5 depthwise conv", () => {
+  // Patch 7 at 224 px: a 32×32 grid of 512 channels, padded by 2 for the 5×5 depthwise conv.
+  const one = largestActivation("convmixer", { numClasses: 10, imageSize: 224, patchSize: 7 }, 1);
+  assertEquals(one.elements, 36 * 36 * 512);
+  assertEquals(
+    largestActivation("convmixer", { numClasses: 10, imageSize: 224 }, 3).elements,
+    3 * 36 * 36 * 512,
+  );
+  // At 32 px with patch 14 the grid is 2×2; padded by 2 it still outgrows the 32×32×3 input.
+  const tiny = largestActivation("convmixer", { numClasses: 10, imageSize: 32, patchSize: 14 }, 1);
+  assertEquals(tiny, { elements: 6 * 6 * 512, where: "padded conv input [1,2,2,512]" });
+});
