@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { runMain, UserError } from "../runtime/errors.ts";
+import { assertWritableDir, choiceFlag, intFlag, parseCli } from "../runtime/cli.ts";
+import { runMain, UsageError, UserError } from "../runtime/errors.ts";
 import { writeFileAtomic } from "../runtime/fs.ts";
 import { formatCsv } from "../runtime/csv.ts";
 import { Rng } from "../runtime/rng.ts";
@@ -53,53 +53,33 @@ interface Options {
   out?: string;
 }
 
-function positive(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n <= 0) {
-    throw new UserError(`--${name} ${v}: expected a positive integer`);
-  }
-  return n;
-}
-
-function parseOptions(args: string[]): Options | undefined {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        weights: { type: "string" },
-        model: { type: "string" },
-        dataset: { type: "string" },
-        "image-size": { type: "string" },
-        "test-limit": { type: "string" },
-        "batch-size": { type: "string" },
-        preset: { type: "string", default: "paper" },
-        kernels: { type: "string", default: "custom" },
-        out: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (err) {
-    throw new UserError(`${(err as Error).message.replace(/\s*\n\s*/g, " ").replace(/\.$/, "")}; see --help`);
-  }
-  const v = parsed.values;
-  if (v.help) return undefined;
+function parseOptions(args: string[]): Options {
+  const { values: v } = parseCli(args, {
+    usage: USAGE,
+    options: {
+      weights: { type: "string" },
+      model: { type: "string" },
+      dataset: { type: "string" },
+      "image-size": { type: "string" },
+      "test-limit": { type: "string" },
+      "batch-size": { type: "string" },
+      preset: { type: "string" },
+      kernels: { type: "string" },
+      out: { type: "string" },
+    },
+  });
   for (const k of ["weights", "model", "dataset"] as const) {
-    if (!v[k]) throw new UserError(`--${k} is required; see --help`);
-  }
-  if (v.kernels !== "custom" && v.kernels !== "stock") {
-    throw new UserError(`--kernels ${v.kernels}: use custom or stock`);
+    if (!v[k]) throw new UsageError(`--${k} is required`, USAGE);
   }
   return {
     weights: v.weights!,
     model: v.model!,
     dataset: v.dataset!,
-    imageSize: positive(v["image-size"], "image-size"),
-    testLimit: v["test-limit"] === "all" ? "all" : positive(v["test-limit"], "test-limit"),
-    batchSize: positive(v["batch-size"], "batch-size"),
-    preset: v.preset!,
-    kernels: v.kernels,
+    imageSize: intFlag(v["image-size"], "image-size", USAGE, { min: 1 }),
+    testLimit: v["test-limit"] === "all" ? "all" : intFlag(v["test-limit"], "test-limit", USAGE, { min: 1 }),
+    batchSize: intFlag(v["batch-size"], "batch-size", USAGE, { min: 1 }),
+    preset: v.preset ?? "paper",
+    kernels: choiceFlag(v.kernels, "kernels", ["custom", "stock"] as const, USAGE) ?? "custom",
     out: v.out,
   };
 }
@@ -123,16 +103,12 @@ export interface EvalRun {
   written: string[];
 }
 
-/** Runs the eval task with command-line `args` (undefined for --help). */
-export async function main(
-  args: string[],
-  log: (line: string) => void = console.log,
-): Promise<EvalRun | undefined> {
+/** Runs the eval task with command-line `args` (`--help` throws HelpRequested; runMain prints the usage). */
+export async function main(args: string[], log: (line: string) => void = console.log): Promise<EvalRun> {
   const o = parseOptions(args);
-  if (!o) {
-    log(USAGE);
-    return undefined;
-  }
+  const runFolder = o.weights.includes("/") ? o.weights.slice(0, o.weights.lastIndexOf("/")) : ".";
+  const out = (o.out ?? `results/eval/${runFolder.split("/").pop() || "weights"}`).replace(/\/+$/, "");
+  await assertWritableDir(out, "--out", "eval", ["results"]);
   const info = getDataset(o.dataset);
   modelSpec(o.model);
   const { tensors, metadata } = await readWeightsFile(o.weights);
@@ -190,8 +166,6 @@ export async function main(
       kernels: o.kernels,
     });
     const seconds = (performance.now() - t0) / 1000;
-    const runFolder = o.weights.includes("/") ? o.weights.slice(0, o.weights.lastIndexOf("/")) : ".";
-    const out = (o.out ?? `results/eval/${runFolder.split("/").pop() || "weights"}`).replace(/\/+$/, "");
     const confusion = formatCsv(
       ["true \\ predicted", ...classNames],
       result.confusion.map((row, t) => [classNames[t] ?? String(t), ...row]),
@@ -212,11 +186,6 @@ export async function main(
       seconds,
       evaluated_at: new Date().toISOString(),
     };
-    if (Deno.permissions.querySync({ name: "write", path: out }).state !== "granted") {
-      throw new UserError(
-        `cannot write to ${out}: deno task eval may write only under results/; use --out results/<name>`,
-      );
-    }
     await writeFileAtomic(`${out}/confusion.csv`, confusion);
     await writeFileAtomic(`${out}/eval.json`, JSON.stringify(summary, null, 1) + "\n");
     log(

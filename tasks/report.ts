@@ -9,10 +9,10 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { runMain, UserError } from "../runtime/errors.ts";
+import { assertWritableDir, choiceFlag, intFlag, numberFlag, parseCli } from "../runtime/cli.ts";
+import { runMain, UsageError, UserError } from "../runtime/errors.ts";
 import { writeFileAtomic } from "../runtime/fs.ts";
-import { canonicalDatasetId, parseDecimal } from "../score/ledger.ts";
+import { canonicalDatasetId } from "../score/ledger.ts";
 import { DEFAULT_LAMBDA, SUITES } from "../score/xscore.ts";
 import { buildReportData, type ModelCost, PAPER_LABEL, type ReportData } from "../score/report/data.ts";
 import { imagenetteSvg, rankingChartFile, renderHtml, renderMarkdown } from "../score/report/page.ts";
@@ -48,81 +48,61 @@ interface Options {
   out: string;
 }
 
-function parseOptions(args: string[]): Options | undefined {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        results: { type: "string", multiple: true },
-        runs: { type: "string" },
-        suite: { type: "string" },
-        datasets: { type: "string" },
-        lambda: { type: "string" },
-        bounds: { type: "string" },
-        bootstrap: { type: "string" },
-        seed: { type: "string" },
-        out: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (err) {
-    throw new UserError(`${(err as Error).message.replace(/\s*\n\s*/g, " ").replace(/\.$/, "")}; see --help`);
-  }
+function parseOptions(args: string[]): Options {
+  const parsed = parseCli(args, {
+    usage: USAGE,
+    allowPositionals: true,
+    options: {
+      results: { type: "string", multiple: true },
+      runs: { type: "string" },
+      suite: { type: "string" },
+      datasets: { type: "string" },
+      lambda: { type: "string" },
+      bounds: { type: "string" },
+      bootstrap: { type: "string" },
+      seed: { type: "string" },
+      out: { type: "string" },
+    },
+  });
   const v = parsed.values;
-  if (v.help) return undefined;
   if (parsed.positionals.length > 0 && !v.results) {
-    throw new UserError(
-      `unexpected argument "${parsed.positionals[0]}"; pass ledgers with --results FILE; see --help`,
+    throw new UsageError(
+      `unexpected argument "${parsed.positionals[0]}"; pass ledgers with --results FILE`,
+      USAGE,
     );
   }
   const files = [...(v.results ?? []), ...parsed.positionals];
   if (v.suite !== undefined && v.datasets !== undefined) {
-    throw new UserError("give either --suite or --datasets, not both");
+    throw new UsageError("give either --suite or --datasets, not both", USAGE);
   }
   let datasets: string[] | undefined;
   if (v.datasets !== undefined) {
     datasets = v.datasets.split(",").map((d) => d.trim()).filter((d) => d).map(canonicalDatasetId);
-    if (datasets.length < 2) throw new UserError(`--datasets: need at least 2 datasets, got "${v.datasets}"`);
+    if (datasets.length < 2) {
+      throw new UsageError(`--datasets: need at least 2 datasets, got "${v.datasets}"`, USAGE);
+    }
     const dup = datasets.find((d, i) => datasets!.indexOf(d) !== i);
-    if (dup) throw new UserError(`--datasets: ${dup} is listed twice`);
+    if (dup) throw new UsageError(`--datasets: ${dup} is listed twice`, USAGE);
   } else if (v.suite !== undefined) {
-    if (!Object.hasOwn(SUITES, v.suite)) {
-      throw new UserError(
-        `unknown suite "${v.suite}"; use ${Object.keys(SUITES).join(" or ")}, or --datasets a,b,...`,
-      );
-    }
-    datasets = [...SUITES[v.suite]];
+    datasets = [...SUITES[choiceFlag(v.suite, "suite", Object.keys(SUITES), USAGE)!]];
   }
-  const lambda = v.lambda === undefined ? DEFAULT_LAMBDA : parseDecimal(v.lambda);
-  if (lambda === undefined || lambda < 0 || lambda > 1) {
-    throw new UserError(`--lambda must be a number in [0, 1] (paper Eq. 3), got "${v.lambda}"`);
+  const lambda = numberFlag(v.lambda, "lambda", USAGE) ?? DEFAULT_LAMBDA;
+  if (lambda < 0 || lambda > 1) {
+    throw new UsageError(
+      `--lambda ${JSON.stringify(v.lambda)}: expected a number in [0, 1] (paper Eq. 3)`,
+      USAGE,
+    );
   }
-  const bounds = v.bounds ?? "observed";
-  if (bounds !== "observed" && bounds !== "reference") {
-    throw new UserError(`--bounds must be observed or reference, got "${bounds}"`);
-  }
-  const int = (s: string | undefined, name: string, dflt: number, min: number) => {
-    if (s === undefined) return dflt;
-    const n = parseDecimal(s);
-    if (n === undefined || !Number.isInteger(n) || n < min) {
-      throw new UserError(`--${name} must be an integer ≥ ${min}, got "${s}"`);
-    }
-    return n;
-  };
-  const runs = v.runs ??
-    (files.length
-      ? (files[0].includes("/") ? files[0].slice(0, files[0].lastIndexOf("/")) : ".")
-      : undefined);
+  const bounds = choiceFlag(v.bounds, "bounds", ["observed", "reference"] as const, USAGE) ?? "observed";
+  const dirOf = (f: string) => (f.includes("/") ? f.slice(0, f.lastIndexOf("/")) : ".");
   return {
     files,
-    runs: v.runs !== undefined || files.length ? runs : undefined,
+    runs: v.runs ?? (files.length ? dirOf(files[0]) : undefined),
     datasets,
     lambda,
     bounds,
-    replicates: int(v.bootstrap, "bootstrap", 1000, 10),
-    seed: int(v.seed, "seed", 1, 0),
+    replicates: intFlag(v.bootstrap, "bootstrap", USAGE, { min: 10, max: 1_000_000 }) ?? 1000,
+    seed: intFlag(v.seed, "seed", USAGE, { min: 0 }) ?? 1,
     out: (v.out ?? "results/report").replace(/\/+$/, "") || "/",
   };
 }
@@ -164,18 +144,13 @@ export interface ReportRun {
 }
 
 /**
- * Runs the report task with command-line `args`; returns what it computed and wrote (undefined for
- * --help). Bad input throws UserError before anything is written.
+ * Runs the report task with command-line `args`; returns what it computed and wrote. `--help`
+ * throws HelpRequested (runMain prints the usage); bad input throws UserError before anything is
+ * written.
  */
-export async function main(
-  args: string[],
-  log: (line: string) => void = console.log,
-): Promise<ReportRun | undefined> {
+export async function main(args: string[], log: (line: string) => void = console.log): Promise<ReportRun> {
   const opt = parseOptions(args);
-  if (!opt) {
-    log(USAGE);
-    return undefined;
-  }
+  await assertWritableDir(opt.out, "--out", "report", ["results"]);
   const data = await buildReportData({
     files: opt.files,
     runsDir: opt.runs,
@@ -200,12 +175,6 @@ export async function main(
     }),
   ]);
   outputs.push(["index.html", renderHtml(data)]);
-  if (Deno.permissions.querySync({ name: "write", path: opt.out }).state !== "granted") {
-    throw new UserError(
-      `cannot write to ${opt.out}: deno task report may write only under results/; use --out results/<name>, ` +
-        `or run: deno run --allow-read --allow-write=${opt.out} tasks/report.ts ...`,
-    );
-  }
   const written: string[] = [];
   try {
     await Deno.mkdir(opt.out, { recursive: true });

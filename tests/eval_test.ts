@@ -116,6 +116,16 @@ Deno.test("evaluate: top-1 (first maximum), top-5 and cross-entropy of logits, b
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 const haveData = Boolean(await Deno.stat(FASHION_MNIST).catch(() => undefined));
 
+/** `deno run` arguments of a deno.json task (its own permissions), writing to `out` instead of results/. */
+async function taskArgs(task: string, out: string, args: string[]): Promise<string[]> {
+  const command: string = JSON.parse(await Deno.readTextFile("deno.json")).tasks[task].command;
+  const words = command.split(/\s+/).slice(1).map((
+    w,
+  ) => (w === "--allow-write=results" ? `--allow-write=${out}` : w));
+  assert(words.includes(`--allow-write=${out}`), command);
+  return [...words, ...args];
+}
+
 async function cli(args: string[]): Promise<string> {
   const p = await new Deno.Command("deno", { args, stdout: "piped", stderr: "piped" }).output();
   const text = new TextDecoder().decode(p.stdout) + new TextDecoder().decode(p.stderr);
@@ -144,16 +154,19 @@ Deno.test({
         const epochs = parseCsv(await Deno.readTextFile(`${dir}/epochs.csv`));
         const last = Number(epochs.rows.at(-1)![epochs.header.indexOf("test_accuracy")]);
         const evalOut = `${dir}/eval`;
-        const text = await cli([
-          "run",
-          "--allow-read",
-          `--allow-write=${evalOut}`,
-          "--allow-ffi",
-          "--allow-env",
-          "tasks/eval.ts",
-          ...["--weights", `${dir}/weights.safetensors`, "--model", "tinynet", "--dataset", "fashion-mnist"],
-          ...["--out", evalOut],
-        ]);
+        const text = await cli(
+          await taskArgs("eval", evalOut, [
+            ...[
+              "--weights",
+              `${dir}/weights.safetensors`,
+              "--model",
+              "tinynet",
+              "--dataset",
+              "fashion-mnist",
+            ],
+            ...["--out", evalOut],
+          ]),
+        );
         const e = JSON.parse(await Deno.readTextFile(`${evalOut}/eval.json`));
         assertEquals(e.images, 96);
         assertEquals(e.top1, last, `eval top-1 vs the run's last epoch:\n${text}`);
@@ -170,13 +183,16 @@ Deno.test({
       }
 
       const reportOut = `${out}/report`;
-      await cli([
-        "run",
-        "--allow-read",
-        `--allow-write=${reportOut}`,
-        "tasks/report.ts",
-        ...["--results", `${out}/results.csv`, "--out", reportOut, "--bootstrap", "50"],
-      ]);
+      await cli(
+        await taskArgs("report", reportOut, [
+          "--results",
+          `${out}/results.csv`,
+          "--out",
+          reportOut,
+          "--bootstrap",
+          "50",
+        ]),
+      );
       const md = await Deno.readTextFile(`${reportOut}/report.md`);
       const html = await Deno.readTextFile(`${reportOut}/index.html`);
       const accs = ledger.map((r) => Number(r.accuracy));

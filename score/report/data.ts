@@ -8,6 +8,7 @@
  */
 import { parseCsv } from "../../runtime/csv.ts";
 import { UserError } from "../../runtime/errors.ts";
+import { readFileBounded } from "../../runtime/cli.ts";
 import { canonicalDatasetId, canonicalModelId, fractionWarning, parseLedger } from "../ledger.ts";
 import {
   type Bounds,
@@ -222,11 +223,15 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** A results ledger larger than this is not one (a device file, a wrong path). */
+const MAX_LEDGER_BYTES = 256 << 20;
+
 /** Reads one file as bytes, turning a missing or unreadable file into a one-line UserError. */
 export async function readInput(path: string | URL, label: string): Promise<Uint8Array> {
   try {
-    return await Deno.readFile(path);
+    return path instanceof URL ? await Deno.readFile(path) : await readFileBounded(path, MAX_LEDGER_BYTES);
   } catch (err) {
+    if (err instanceof UserError) throw err;
     if (err instanceof Deno.errors.NotFound) throw new UserError(`${label}: file not found`);
     if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
       throw new UserError(`${label}: read access denied; run with --allow-read`);
