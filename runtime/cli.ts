@@ -158,10 +158,11 @@ export async function assertWritableDir(
  * Reads a whole input file, refusing (one-line {@link UserError}) anything that is not a regular
  * file (a device such as `/dev/zero`, a FIFO, a directory) or larger than `maxBytes`.
  */
-export async function readFileBounded(path: string, maxBytes: number): Promise<Uint8Array> {
+export async function readFileBounded(path: string | URL, maxBytes: number): Promise<Uint8Array> {
   const info = await Deno.stat(path);
+  if (info.isDirectory) throw new UserError(`${path}: is a directory, not a file`);
   if (!info.isFile) {
-    throw new UserError(`${path}: not a regular file; pass the dataset or results file itself`);
+    throw new UserError(`${path}: not a regular file (a device or pipe); pass the file itself`);
   }
   if (info.size > maxBytes) {
     throw new UserError(
@@ -170,7 +171,7 @@ export async function readFileBounded(path: string, maxBytes: number): Promise<U
   }
   const file = await Deno.open(path, { read: true });
   try {
-    // Read at most maxBytes + 1 even if the file grows while being read.
+    // Never more than the size seen by stat, even if the file grows while being read.
     const out = new Uint8Array(info.size);
     let off = 0;
     while (off < out.length) {
@@ -183,6 +184,14 @@ export async function readFileBounded(path: string, maxBytes: number): Promise<U
     file.close();
   }
 }
+
+/** {@link readFileBounded} decoded as UTF-8 (a BOM is kept for the CSV parser to drop). */
+export async function readTextFileBounded(path: string | URL, maxBytes: number): Promise<string> {
+  return new TextDecoder().decode(await readFileBounded(path, maxBytes));
+}
+
+/** Bound of small text inputs (lists, CSV metadata, split files, ledgers): 64 MiB. */
+export const MAX_TEXT_INPUT_BYTES = 64 * 2 ** 20;
 
 /**
  * Gunzips `data` with the output bounded by `maxBytes`. A truncated stream, a corrupt stream, trailing

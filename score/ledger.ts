@@ -10,6 +10,7 @@
  */
 import { parseCsv } from "../runtime/csv.ts";
 import { UserError } from "../runtime/errors.ts";
+import { MAX_TEXT_INPUT_BYTES, readTextFileBounded } from "../runtime/cli.ts";
 import { type AccuracyMatrix, mean, sampleStd } from "./xscore.ts";
 
 /** Columns a ledger must have. */
@@ -175,8 +176,10 @@ export function parseLedger(text: string, file: string): LedgerRow[] {
 export async function readLedger(path: string | URL, label = String(path)): Promise<LedgerRow[]> {
   let text;
   try {
-    text = await Deno.readTextFile(path);
+    // Bounded: a device (`--results /dev/zero`) or a huge file is refused instead of read forever.
+    text = await readTextFileBounded(path, MAX_TEXT_INPUT_BYTES);
   } catch (err) {
+    if (err instanceof UserError) throw new UserError(err.message.replace(String(path), label));
     if (err instanceof Deno.errors.NotFound) throw new UserError(`${label}: file not found`);
     if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
       throw new UserError(`${label}: read access denied; run with --allow-read`);

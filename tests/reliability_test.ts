@@ -579,3 +579,13 @@ Deno.test("deno.json: no task has blanket --allow-ffi, --allow-run or -A; env ac
     await Deno.remove(`.cache/imagefolder-${name}`, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("score: --results /dev/zero is refused in one line (exit 2) instead of read forever", async () => {
+  assertOneLine(await runTask("score", "--results", "/dev/zero"), 2, "/dev/zero: not a regular file");
+  const dir = await Deno.makeTempDir();
+  try {
+    assertOneLine(await runTask("score", "--results", dir), 2, `${dir}: is a directory`);
+  } finally {
+    await Deno.remove(dir);
+  }
+});

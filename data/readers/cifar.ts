@@ -14,6 +14,10 @@ import { UserError } from "../../runtime/errors.ts";
 import { planarToInterleaved, type StorageSpec } from "../images.ts";
 import { arraySplit, type DatasetSource, type ReaderOptions, readLines, statOrUndefined } from "./common.ts";
 import { dictGet, intList, isNdArray, readPickle, stringList } from "./pickle.ts";
+import { readFileBounded } from "../../runtime/cli.ts";
+
+/** The largest CIFAR file read (the CIFAR-100 python train pickle is ~160 MB). */
+const MAX_CIFAR_FILE_BYTES = 1024 * 2 ** 20;
 
 const STORAGE: StorageSpec = { height: 32, width: 32, channels: 3, fit: "stretch" };
 const RECORD_PIXELS = 3072;
@@ -69,7 +73,7 @@ async function findLayout(root: string, variant: 10 | 100): Promise<Layout> {
 
 async function readRequired(path: string): Promise<Uint8Array> {
   try {
-    return await Deno.readFile(path);
+    return await readFileBounded(path, MAX_CIFAR_FILE_BYTES);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
       throw new UserError(`expected ${path}; the CIFAR archive is incomplete`);
@@ -179,7 +183,7 @@ async function names(
   const file = join(layout.dir, variant === 10 ? "batches.meta" : "meta");
   if (!(await statOrUndefined(file))) return fallback(`${file} absent, built-in names used`);
   try {
-    const meta = readPickle(await Deno.readFile(file), file);
+    const meta = readPickle(await readFileBounded(file, MAX_CIFAR_FILE_BYTES), file);
     const list = stringList(dictGet(meta, variant === 10 ? "label_names" : "fine_label_names", file), file);
     if (list.length !== n) throw new Error(`${file}: ${list.length} names, expected ${n}`);
     return { names: list };

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { readFileBounded } from "../../runtime/cli.ts";
+import { MAX_TEXT_INPUT_BYTES, readFileBounded, readTextFileBounded } from "../../runtime/cli.ts";
 import { isAbsolute, join } from "node:path";
 import { UserError } from "../../runtime/errors.ts";
 import { type DecodedImage, decodeToStorage, type StorageFit, type StorageSpec } from "../images.ts";
@@ -224,7 +224,7 @@ export function arraySplit(
 
 /** Reads a small text file, returning its non-empty trimmed lines with 1-based line numbers. */
 export async function readLines(path: string): Promise<{ text: string; line: number }[]> {
-  const text = await Deno.readTextFile(path);
+  const text = await readTextFileBounded(path, MAX_TEXT_INPUT_BYTES);
   return text.split(/\r?\n/).map((t, i) => ({ text: t.trim(), line: i + 1 })).filter((l) =>
     l.text.length > 0
   );

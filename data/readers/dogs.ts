@@ -32,6 +32,7 @@ import {
 } from "./common.ts";
 import { matStrings, readMat5 } from "./mat5.ts";
 import { loadOrMakeSplit, splitHash } from "./splits.ts";
+import { MAX_TEXT_INPUT_BYTES, readFileBounded } from "../../runtime/cli.ts";
 
 const STORAGE: StorageSpec = { height: 256, width: 256, channels: 3, fit: "stretch" };
 
@@ -52,7 +53,7 @@ async function readList(path: string): Promise<string[]> {
   let files: string[];
   try {
     files = matStrings(
-      (await readMat5(await Deno.readFile(path), path)).get("file_list"),
+      (await readMat5(await readFileBounded(path, MAX_TEXT_INPUT_BYTES), path)).get("file_list"),
       `${path}: file_list`,
     );
   } catch (err) {

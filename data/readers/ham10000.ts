@@ -35,6 +35,7 @@ import {
 } from "./common.ts";
 import { sklearnStratifiedSplit } from "./sklearn_split.ts";
 import { loadOrMakeSplit, splitHash } from "./splits.ts";
+import { MAX_TEXT_INPUT_BYTES, readTextFileBounded } from "../../runtime/cli.ts";
 
 const STORAGE: StorageSpec = { height: 224, width: 224, channels: 3, fit: "stretch" };
 const METADATA = "HAM10000_metadata.csv";
@@ -93,7 +94,7 @@ export async function openHam10000(opts: ReaderOptions): Promise<DatasetSource> 
       `expected ${METADATA} in ${root}; extract the HAM10000 (Kaggle layout) archive there`,
     );
   }
-  const table = parseCsv(await Deno.readTextFile(csvPath));
+  const table = parseCsv(await readTextFileBounded(csvPath, MAX_TEXT_INPUT_BYTES));
   const col = (name: string) => {
     const k = table.header.indexOf(name);
     if (k < 0) throw new UserError(`${csvPath}: no "${name}" column (header: ${table.header.join(",")})`);

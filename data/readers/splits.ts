@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import { writeFileAtomic } from "../../runtime/fs.ts";
+import { MAX_TEXT_INPUT_BYTES, readTextFileBounded } from "../../runtime/cli.ts";
 
 /** A persisted split: named lists of root-relative item keys (paths or image ids). */
 export interface SplitFile {
@@ -39,7 +40,7 @@ export async function loadOrMakeSplit(
 ): Promise<{ split: SplitFile; reused: boolean }> {
   const path = splitPath(cacheDir);
   try {
-    const stored = JSON.parse(await Deno.readTextFile(path)) as SplitFile;
+    const stored = JSON.parse(await readTextFileBounded(path, MAX_TEXT_INPUT_BYTES)) as SplitFile;
     if (stored.dataset === dataset && stored.method === method && stored.seed === seed) {
       const all = Object.values(stored.splits).flat();
       const want = new Set(keys);
