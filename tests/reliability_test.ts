@@ -283,6 +283,8 @@ Deno.test("prepare: a truncated .gz is one line naming the file (exit 2) and lea
   } finally {
     await Deno.remove(root, { recursive: true });
     await Deno.remove(`.cache/${name}`, { recursive: true }).catch(() => {});
+    // prepare waits on `<cache>.lock` for a concurrent preparation of the same cache (train/run.ts).
+    await Deno.remove(`.cache/${name}.lock`).catch(() => {});
   }
 });
 
@@ -297,6 +299,7 @@ Deno.test("prepare: a symbolic link loop in an image folder is one line (exit 2)
     await assertRejects(() => Deno.stat(`.cache/imagefolder-${name}`), Deno.errors.NotFound);
   } finally {
     await Deno.remove(root, { recursive: true });
+    await Deno.remove(`.cache/imagefolder-${name}.lock`).catch(() => {});
   }
 });
 
@@ -577,6 +580,7 @@ Deno.test("deno.json: no task has blanket --allow-ffi, --allow-run or -A; env ac
   } finally {
     await Deno.remove(root, { recursive: true });
     await Deno.remove(`.cache/imagefolder-${name}`, { recursive: true }).catch(() => {});
+    await Deno.remove(`.cache/imagefolder-${name}.lock`).catch(() => {});
   }
 });
 
