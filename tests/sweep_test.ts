@@ -225,7 +225,7 @@ Deno.test("prepare lock: concurrent preparations of one dataset run one after th
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("slurm script under bash: array task i runs cell i, prints host and cell, and names a failed cell with its exit code", async () => {
+Deno.test("slurm script under bash: array task i runs cell i, prints host and cell, names a failed cell with its exit code, passes SIGTERM on", async () => {
   const dir = await Deno.makeTempDir();
   const repo = `${dir}/repo`, bin = `${dir}/bin`;
   await Deno.mkdir(`${repo}/vendor`, { recursive: true });
@@ -262,6 +262,35 @@ Deno.test("slurm script under bash: array task i runs cell i, prints host and ce
     if (fails) assert(err.includes(`xscore cell ${cellName(c)} failed: exit 7`), err);
     else assert(out.includes(`xscore cell ${cellName(c)} done`), out);
   }
+  // SIGTERM to the task's shell alone (scancel --batch, some preemptions): passed on to the training,
+  // logged, and the task ends with the training's exit code. Here the training sleeps until killed.
+  await Deno.writeTextFile(`${bin}/deno`, `#!/usr/bin/env bash\ntouch '${dir}/started'\nexec sleep 60\n`);
+  const task = new Deno.Command("bash", {
+    args: [script],
+    env: { PATH: `${bin}:${Deno.env.get("PATH")}`, SLURM_ARRAY_TASK_ID: "0" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = task.stdout.getReader();
+  let head = "";
+  while (!head.includes("xscore task")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the task ended before its start line: ${head}`);
+    head += decoder.decode(value);
+  }
+  // The start line comes before the training: wait until it runs (and bash has recorded its pid).
+  while (!(await Deno.stat(`${dir}/started`).catch(() => undefined))) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  task.kill("SIGTERM");
+  reader.releaseLock();
+  const [status, stderr] = await Promise.all([task.status, new Response(task.stderr).text()]);
+  await task.stdout.cancel();
+  assertEquals(status.code, 143, stderr);
+  assert(stderr.includes(`xscore cell ${cellName(s.cells[0])}: got SIGTERM`), stderr);
+  assert(stderr.includes(`xscore cell ${cellName(s.cells[0])} failed: exit 143`), stderr);
+
   const outside = await new Deno.Command("bash", {
     args: [script],
     env: { PATH: `${bin}:${Deno.env.get("PATH")}`, SLURM_ARRAY_TASK_ID: "4" },

@@ -305,13 +305,16 @@ echo "xscore task \${SLURM_ARRAY_JOB_ID:-?}_$i on $(hostname): cell $((i + 1))/$
   "(restart \${SLURM_RESTART_COUNT:-0}, CUDA_VISIBLE_DEVICES=\${CUDA_VISIBLE_DEVICES:-unset})"
 command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | sed 's/^/xscore gpu: /'
 test -f vendor/tf.mjs || { echo "xscore cell $cell: vendor/tf.mjs missing (run deno task vendor once before sbatch)" >&2; exit 2; }
-# scancel and preemption send SIGTERM to every process: record it and let the training exit first.
-trap 'echo "xscore cell $cell: got SIGTERM" >&2' TERM
+# scancel and preemption send SIGTERM: log it, pass it on to the training (if only this shell got
+# it), and report the training's own exit code.
+child=
+trap 'echo "xscore cell $cell: got SIGTERM" >&2; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM
 # All cells append to one ledger (${s.out}/results.csv) under a file lock; a requeued task resumes.
 "\${cmd[@]}" &
-wait $!; rc=$?
-# A trapped signal interrupts wait; wait again for the training's own exit code.
-while kill -0 $! 2>/dev/null; do wait $!; rc=$?; done
+child=$!
+wait "$child"; rc=$?
+# A trapped signal interrupts wait: wait again until the training has exited.
+while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done
 if [ "$rc" -ne 0 ]; then echo "xscore cell $cell failed: exit $rc" >&2; else echo "xscore cell $cell done"; fi
 exit "$rc"
 `;
