@@ -21,6 +21,7 @@ import { describePreset, type Preset, presetLabel } from "../train/presets.ts";
 import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
 import { appendLedgerRow, checkLedger, findLedgerRun, type LedgerRecord } from "../train/ledger.ts";
 import { openTrainSource } from "../train/source.ts";
+import { loadStateDict, readInitWeights } from "../train/weights.ts";
 import {
   argsPreset,
   lockRunFolder,
@@ -123,6 +124,8 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
     imageSize: preset.imageSize,
     seed: a.seed,
   };
+  // --init-from is checked (names, shapes) before any training.
+  const init = a.initFrom ? await readInitWeights(a.initFrom, a.model, modelOptions) : undefined;
   // One image's largest activation, from meta-mode shapes; a batch's is B times as large.
   const big = largestActivation(a.model, modelOptions, 1);
   const limit = facts.limits.maxStorageBufferBindingSize;
@@ -136,6 +139,10 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   const root = new Rng(a.seed);
   const source: TrainSource = await openTrainSource(cache, preset, root.nextUint32(), evalBatch);
   const model = buildModel(a.model, modelOptions);
+  if (init) {
+    loadStateDict(model.params, init, a.initFrom!);
+    console.log(`initial weights: ${a.initFrom}`);
+  }
   const params = model.params.countTrainable();
   console.log(
     `${a.model}: ${params.toLocaleString("en")} trainable parameters; ${source.trainImages} train / ` +

@@ -6,7 +6,7 @@
  * whose weights `deno task eval` scores at exactly the accuracy the run reported, then
  * `deno task report` over their ledger and run folders.
  */
-import { assert, assertAlmostEquals, assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { UserError } from "../runtime/errors.ts";
 import { tf } from "../runtime/tf.ts";
 import { initRuntime } from "../runtime/webgpu.ts";
@@ -14,7 +14,7 @@ import { Rng } from "../runtime/rng.ts";
 import "../models/zoo.ts";
 import { buildModel } from "../models/registry.ts";
 import { decodeSafetensors, encodeSafetensors, type StTensor, torchStateDict } from "../train/safetensors.ts";
-import { compareStateDict, expectedStateDict, loadStateDict } from "../train/weights.ts";
+import { compareStateDict, expectedStateDict, loadStateDict, readInitWeights } from "../train/weights.ts";
 import { scoreLogits } from "../train/evaluate.ts";
 import { parseCsv } from "../runtime/csv.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
@@ -94,6 +94,42 @@ Deno.test("weights: export then load is the identity (every layout), and a misma
   } finally {
     a.params.dispose();
     b.params.dispose();
+  }
+});
+
+Deno.test("weights: --init-from is checked in meta mode against the model and class count", async () => {
+  await initRuntime({ backend: "cpu" });
+  const a = buildModel("tinynet", { numClasses: 10, imageSize: 32, seed: 1 });
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/w.safetensors`;
+    await Deno.writeFile(file, encodeSafetensors(await torchStateDict(a.params.entries, 1)));
+    const ok = await readInitWeights(file, "tinynet", { numClasses: 10, imageSize: 64 });
+    assertEquals(ok.size, expectedStateDict(a.params.entries).length);
+    const classes = await assertRejects(
+      () => readInitWeights(file, "tinynet", { numClasses: 7, imageSize: 32 }),
+      UserError,
+    );
+    assert(
+      /classifier\.weight: file F32\[10,\d+\], model F32\[7,\d+\]/.test(classes.message),
+      classes.message,
+    );
+    const other = await assertRejects(
+      () => readInitWeights(file, "mobilenet", { numClasses: 10, imageSize: 32 }),
+      UserError,
+    );
+    assert(
+      /missing \(features\.0\.0\.weight/.test(other.message) &&
+        /unexpected \(conv_stem\.weight/.test(other.message),
+      other.message,
+    );
+    await assertRejects(
+      () => readInitWeights(`${dir}/none.safetensors`, "tinynet", { numClasses: 10, imageSize: 32 }),
+      UserError,
+    );
+  } finally {
+    a.params.dispose();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -181,6 +217,22 @@ Deno.test({
         assertEquals(cells.flat().reduce((s, v) => s + v, 0), 96);
         assertEquals(cells.reduce((s, r, i) => s + r[i], 0), e.correct);
       }
+
+      // --init-from with another architecture's weights: one line listing the mismatches, exit 2.
+      const bad = await new Deno.Command("deno", {
+        args: trainCliArgs(out, [
+          ...["--model", "mobilenet", "--dataset", "fashion-mnist", "--image-size", "32", "--epochs", "1"],
+          ...["--train-limit", "16", "--test-limit", "16", "--init-from", `${dirs[0]}/weights.safetensors`],
+        ]),
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const err = new TextDecoder().decode(bad.stderr);
+      assertEquals(bad.code, 2, err);
+      assert(
+        /^error: --init-from .*missing \(features\.0\.0\.weight.*unexpected \(conv_stem\.weight/m.test(err),
+        err,
+      );
 
       const reportOut = `${out}/report`;
       await cli(

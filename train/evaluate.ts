@@ -1,9 +1,8 @@
 /**
  * Full test-set evaluation of a model in eval mode (BatchNorm running statistics): top-1 and top-5
- * accuracy, the mean cross-entropy loss (no label smoothing) and the confusion matrix. The logits
- * come back to the CPU per batch and everything is computed there in float64, with the top-1
- * prediction taken as the first maximal logit (tf.argMax's tie rule), so top-1 agrees with the
- * training loop's per-epoch evaluation image for image.
+ * accuracy, the mean cross-entropy loss (no label smoothing) and the confusion matrix. Top-1 is
+ * counted from `tf.argMax` exactly as the training loop counts it; the logits also come back to the
+ * CPU, where top-5 and the loss are computed in float64.
  *
  * @module
  */
@@ -51,41 +50,40 @@ export function scoreLogits(
   return { predictions, top5, losses };
 }
 
+/** One batch's logits from an NHWC batch (the caller disposes the result). */
+export type Forward = (x: Tensor) => Tensor;
+
 /**
- * Evaluates `model` on every batch (only each batch's first `valid` rows count). Sets
- * `ctx.training` false for the duration and restores it.
+ * Evaluates a forward pass on every batch (only each batch's first `valid` rows count; each batch's
+ * `x` is disposed). Top-1 is `tf.argMax` of the logits, as the training loop has always counted
+ * it; top-5, loss and the confusion matrix come from the logits read back.
  */
-export async function evaluateModel(
-  model: Model,
+export async function evaluateBatches(
+  forward: Forward,
   batches: AsyncIterable<EvalBatch> | Iterable<EvalBatch>,
   numClasses: number,
-  ctx: Ctx,
 ): Promise<EvalResult> {
-  const wasTraining = ctx.training;
-  ctx.training = false;
   const confusion = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
   let images = 0, correct = 0, top5 = 0, loss = 0;
-  try {
-    for await (const batch of batches) {
-      const logits: Tensor = tf.tidy(() => model.apply(batch.x, ctx));
-      const values = (await logits.data()) as Float32Array;
-      assertGpuHealthy();
-      tf.dispose([logits, batch.x]);
-      const classes = values.length / batch.x.shape[0];
-      if (classes !== numClasses) {
-        throw new Error(`model has ${classes} outputs, the dataset ${numClasses} classes`);
-      }
-      const s = scoreLogits(values, classes, batch.labels, batch.valid);
-      for (let i = 0; i < batch.valid; i++) {
-        confusion[batch.labels[i]][s.predictions[i]]++;
-        if (s.predictions[i] === batch.labels[i]) correct++;
-        if (s.top5[i]) top5++;
-        loss += s.losses[i];
-      }
-      images += batch.valid;
+  for await (const batch of batches) {
+    const logits = forward(batch.x);
+    const pred = tf.argMax(logits, 1);
+    const [p, values] = [(await pred.data()) as Int32Array, (await logits.data()) as Float32Array];
+    assertGpuHealthy();
+    tf.dispose([pred, logits, batch.x]);
+    const classes = values.length / batch.x.shape[0];
+    if (classes !== numClasses) {
+      throw new Error(`model has ${classes} outputs, the dataset ${numClasses} classes`);
     }
-  } finally {
-    ctx.training = wasTraining;
+    const s = scoreLogits(values, classes, batch.labels, batch.valid);
+    for (let i = 0; i < batch.valid; i++) {
+      const label = batch.labels[i];
+      confusion[label][p[i]]++;
+      if (p[i] === label) correct++;
+      if (s.top5[i]) top5++;
+      loss += s.losses[i];
+    }
+    images += batch.valid;
   }
   return {
     images,
@@ -95,4 +93,15 @@ export async function evaluateModel(
     confusion,
     correct,
   };
+}
+
+/** Evaluates `model` eagerly in eval mode (BatchNorm running statistics) on every batch. */
+export function evaluateModel(
+  model: Model,
+  batches: AsyncIterable<EvalBatch> | Iterable<EvalBatch>,
+  numClasses: number,
+  ctx: Ctx,
+): Promise<EvalResult> {
+  const evalCtx: Ctx = { ...ctx, training: false };
+  return evaluateBatches((x) => tf.tidy(() => model.apply(x, evalCtx)), batches, numClasses);
 }

@@ -34,6 +34,9 @@ options:
   --resume           continue DIR/<run>/checkpoint.safetensors
   --force            train even if DIR/results.csv has a row of this model, dataset, preset and seed
   --log-every N      progress line every N steps (default 25; each one waits for the GPU)
+  --init-from FILE   start from these weights (safetensors with PyTorch state_dict names, e.g. a
+                     weights.safetensors or best.safetensors of another run); names and shapes must
+                     match the model exactly
   --help
 
 LR schedule: runs of >= 20 epochs use the reference per-epoch schedule (5 warm-up epochs from
@@ -57,6 +60,8 @@ export interface TrainArgs {
   /** Train even if the ledger already has a row of this configuration and seed. */
   force?: boolean;
   logEvery: number;
+  /** Initial weights (PyTorch-named safetensors) instead of the seeded initialisation. */
+  initFrom?: string;
 }
 
 function positiveInt(v: string | undefined, name: string): number | undefined {
@@ -88,6 +93,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
       resume: { type: "boolean", default: false },
       force: { type: "boolean", default: false },
       "log-every": { type: "string", default: "25" },
+      "init-from": { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -127,6 +133,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
     resume: values.resume!,
     force: values.force!,
     logEvery: positiveInt(values["log-every"], "log-every")!,
+    initFrom: values["init-from"],
   };
 }
 

@@ -9,7 +9,8 @@
  */
 import { tf } from "../runtime/tf.ts";
 import { UserError } from "../runtime/errors.ts";
-import type { ParamEntry, Params } from "../models/core.ts";
+import { type ModelOptions, type ParamEntry, Params } from "../models/core.ts";
+import { modelSpec } from "../models/registry.ts";
 import { decodeSafetensors, type StTensor, TORCH_PERMUTATION, transpose } from "./safetensors.ts";
 
 /** A state dict entry the model expects: its PyTorch name, shape and dtype. */
@@ -124,4 +125,30 @@ export async function readWeightsFile(
   } catch (err) {
     throw new UserError(`${path}: not a safetensors file (${(err as Error).message})`);
   }
+}
+
+/**
+ * Reads `file` and checks it against the parameters model `id` has with `options`, counted in meta
+ * mode (no tensors, no GPU), so `train --init-from` refuses a mismatching file before any work.
+ * Returns the tensors for {@link loadStateDict}.
+ */
+export async function readInitWeights(
+  file: string,
+  id: string,
+  options: ModelOptions,
+): Promise<Map<string, StTensor>> {
+  const { tensors } = await readWeightsFile(file);
+  const spec = modelSpec(id);
+  const meta = new Params(0, true);
+  spec.build(meta, { ...spec.defaults, ...options });
+  const m = compareStateDict(expectedStateDict(meta.entries), tensors);
+  if (m.missing.length || m.unexpected.length || m.wrong.length) {
+    throw new UserError(
+      `--init-from ${file}: does not match ${id}'s parameters (${options.numClasses} classes): ${
+        describeMismatch(m)
+      }; ` +
+        `use weights of the same --model and class count`,
+    );
+  }
+  return tensors;
 }
