@@ -15,7 +15,7 @@ import "../models/zoo.ts";
 import { buildModel } from "../models/registry.ts";
 import { decodeSafetensors, encodeSafetensors, type StTensor, torchStateDict } from "../train/safetensors.ts";
 import { compareStateDict, expectedStateDict, loadStateDict, readInitWeights } from "../train/weights.ts";
-import { scoreLogits } from "../train/evaluate.ts";
+import { evaluateBatches, scoreLogits } from "../train/evaluate.ts";
 import { parseCsv } from "../runtime/csv.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
 import { trainCliArgs } from "./fixtures.ts";
@@ -147,6 +147,27 @@ Deno.test("evaluate: top-1 (first maximum), top-5 and cross-entropy of logits, b
   assertEquals(s.top5, [true, true, false]);
   assertAlmostEquals(s.losses[0], Math.log(Math.E ** 2 + Math.E + 5) - 2, 1e-12);
   assertAlmostEquals(s.losses[1], Math.log(2 * Math.exp(5) + 5) - 5, 1e-12);
+});
+
+Deno.test("evaluate: batches → top-1, top-5, mean loss and confusion over valid rows only", async () => {
+  await initRuntime({ backend: "cpu" });
+  // Batch 1: two rows; batch 2: padded to two rows with one valid. 6 classes so top-5 counts.
+  const rows = [[3, 0, 0, 0, 0, 0], [0, 0, 2, 0, 0, 1], [1, 2, 3, 4, 5, 6]];
+  const batches = [
+    { x: tf.zeros([2, 1]), labels: Int32Array.from([0, 5]), valid: 2, logits: [rows[0], rows[1]] },
+    { x: tf.zeros([2, 1]), labels: Int32Array.from([0, 0]), valid: 1, logits: [rows[2], rows[2]] },
+  ];
+  let k = 0;
+  const r = await evaluateBatches(() => tf.tensor2d(batches[k++].logits), batches);
+  assertEquals(r.images, 3);
+  assertEquals(r.correct, 1);
+  assertAlmostEquals(r.top1, 100 / 3, 1e-12);
+  assertAlmostEquals(r.top5!, 200 / 3, 1e-12); // row 3's label 0 has five larger logits
+  const ce = (l: number[], y: number) => Math.log(l.reduce((s, v) => s + Math.exp(v), 0)) - l[y];
+  assertAlmostEquals(r.loss, (ce(rows[0], 0) + ce(rows[1], 5) + ce(rows[2], 0)) / 3, 1e-6);
+  const want = Array.from({ length: 6 }, () => new Array(6).fill(0));
+  want[0][0] = 1, want[5][2] = 1, want[0][5] = 1;
+  assertEquals(r.confusion, want);
 });
 
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";

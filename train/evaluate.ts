@@ -56,25 +56,28 @@ export type Forward = (x: Tensor) => Tensor;
 /**
  * Evaluates a forward pass on every batch (only each batch's first `valid` rows count; each batch's
  * `x` is disposed). Top-1 is `tf.argMax` of the logits, as the training loop has always counted
- * it; top-5, loss and the confusion matrix come from the logits read back.
+ * it; top-5, loss and the confusion matrix come from the logits read back. `numClasses` defaults to
+ * the width of the logits.
  */
 export async function evaluateBatches(
   forward: Forward,
   batches: AsyncIterable<EvalBatch> | Iterable<EvalBatch>,
-  numClasses: number,
+  numClasses?: number,
 ): Promise<EvalResult> {
-  const confusion = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
+  let confusion: number[][] | undefined;
   let images = 0, correct = 0, top5 = 0, loss = 0;
   for await (const batch of batches) {
     const logits = forward(batch.x);
     const pred = tf.argMax(logits, 1);
     const [p, values] = [(await pred.data()) as Int32Array, (await logits.data()) as Float32Array];
     assertGpuHealthy();
+    const classes = logits.shape[1]!;
     tf.dispose([pred, logits, batch.x]);
-    const classes = values.length / batch.x.shape[0];
+    numClasses ??= classes;
     if (classes !== numClasses) {
       throw new Error(`model has ${classes} outputs, the dataset ${numClasses} classes`);
     }
+    confusion ??= Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
     const s = scoreLogits(values, classes, batch.labels, batch.valid);
     for (let i = 0; i < batch.valid; i++) {
       const label = batch.labels[i];
@@ -88,9 +91,9 @@ export async function evaluateBatches(
   return {
     images,
     top1: (100 * correct) / images,
-    top5: numClasses > 5 ? (100 * top5) / images : null,
+    top5: (numClasses ?? 0) > 5 ? (100 * top5) / images : null,
     loss: loss / images,
-    confusion,
+    confusion: confusion ?? [],
     correct,
   };
 }
