@@ -1124,6 +1124,13 @@ export interface OriginalSizes {
   height: number;
   /** Stored image width. */
   width: number;
+  /**
+   * How the stored image was cut from its original: "stretch" (default: the whole original) or
+   * "center-square" (its largest centred square, e.g. MIT Indoor-67). For a centre square only
+   * RandomResizedCrop is drawn on the original ({@link mapBoxFromCenterSquare}); Resize/CenterCrop
+   * chains act on the stored square, which is the original's centred square already.
+   */
+  fit?: "stretch" | "center-square";
 }
 
 /** Grid the mapped boxes are snapped to: exact in float32, so x0 + w lands on the intended edge. */
@@ -1140,6 +1147,22 @@ export function mapBoxToStored(box: Box, w0: number, h0: number, hs: number, ws:
   const x1 = Math.min(ws, snap((box.left + box.width) * ws / w0));
   const y1 = Math.min(hs, snap((box.top + box.height) * hs / h0));
   return { left: x0, top: y0, width: x1 - x0, height: y1 - y0 };
+}
+
+/**
+ * Maps a box on a W0×H0 original onto its stored largest centred square (side m = min(W0, H0),
+ * stored at Hs×Ws): the box is shifted by the square's offset and scaled by Ws/m, Hs/m. The
+ * fallback crop of RandomResizedCrop with ratio (1, 1) is exactly that square, so it maps onto the
+ * whole stored image; a crop that succeeded on a near-square original (aspect below ~1.11 at scale
+ * 0.9-1.1) may reach up to (W0 - m)/2 px outside the square and is moved inside it, keeping its size.
+ */
+export function mapBoxFromCenterSquare(box: Box, w0: number, h0: number, hs: number, ws: number): Box {
+  const m = Math.min(w0, h0);
+  const ox = (w0 - m) / 2, oy = (h0 - m) / 2;
+  const bw = Math.min(box.width, m), bh = Math.min(box.height, m);
+  const left = Math.min(Math.max(box.left - ox, 0), m - bw);
+  const top = Math.min(Math.max(box.top - oy, 0), m - bh);
+  return mapBoxToStored({ left, top, width: bw, height: bh }, m, m, hs, ws);
 }
 
 /**
@@ -1216,8 +1239,17 @@ export function planTrainBatch(
   for (let i = 0; i < batch; i++) {
     let g: Geometry;
     const o = originalSize(original, i);
+    const square = original?.fit === "center-square";
     if (p.rrc) {
-      const box = o
+      const box = o && square
+        ? mapBoxFromCenterSquare(
+          randomResizedCropBox(rng, o[1], o[0], p.rrc.scale, p.rrc.ratio),
+          o[0],
+          o[1],
+          src.height,
+          src.width,
+        )
+        : o
         ? mapBoxToStored(
           randomResizedCropBox(rng, o[1], o[0], p.rrc.scale, p.rrc.ratio),
           o[0],
@@ -1228,7 +1260,7 @@ export function planTrainBatch(
         : randomResizedCropBox(rng, src.height, src.width, p.rrc.scale, p.rrc.ratio);
       g = { box, vw: p.size, vh: p.size, ox: 0, oy: 0 };
     } else {
-      g = o ? fixedGeometryOn(p, o[0], o[1], src.height, src.width) : p.fixed!;
+      g = o && !square ? fixedGeometryOn(p, o[0], o[1], src.height, src.width) : p.fixed!;
     }
     const flip = p.flipP > 0 && rng.uniform() < p.flipP;
     flips[i] = flip ? 1 : 0;

@@ -80,7 +80,8 @@ export interface CacheManifest {
   storage: StorageSpec;
   /**
    * The protocol's geometry is defined on the source image, of which each stored image is a
-   * whole-image stretch (registry flag, data/datasets.ts): loaders draw crops on `<split>.sizes`.
+   * whole-image stretch or the largest centred square (`storage.fit`; registry flag,
+   * data/datasets.ts): loaders draw crops on `<split>.sizes`.
    * Absent in caches written before the flag existed (geometry then applies to the stored image).
    */
   sourceGeometry?: boolean;
@@ -575,8 +576,13 @@ export interface CacheSplit {
   readonly labels: Uint16Array;
   /** Source sizes before resizing, `[count * 2]` as (width, height) pairs. */
   readonly sourceSizes: Uint16Array;
-  /** The manifest's {@link CacheManifest.sourceGeometry}, and only for whole-image stretches. */
+  /**
+   * The manifest's {@link CacheManifest.sourceGeometry}, for whole-image stretches and centred
+   * squares (see {@link CacheSplit.storageFit}).
+   */
   readonly sourceGeometry: boolean;
+  /** How each stored image was cut from its source (the manifest's `storage.fit`). */
+  readonly storageFit: StorageSpec["fit"];
   /** True if the pixels were loaded into memory; false if batches are read by file offset. */
   readonly inMemory: boolean;
   /**
@@ -706,7 +712,8 @@ async function openSplit(
     imageBytes,
     labels,
     sourceSizes,
-    sourceGeometry: sourceGeometry && storage.fit === "stretch",
+    sourceGeometry: sourceGeometry && (storage.fit === "stretch" || storage.fit === "center-square"),
+    storageFit: storage.fit,
     inMemory,
     images(start, end) {
       if (end < start || start < 0 || end > s.count) {

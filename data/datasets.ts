@@ -31,10 +31,10 @@ export interface DatasetInfo {
   /** Stored per-image shape (the imagefolder entry's size/fit can be overridden). */
   storage: StorageSpec;
   /**
-   * The stored image is our whole-image stretch of the source while the protocol's geometry is
-   * defined on the source image, so loaders draw crops on the source size (recorded in the cache
-   * manifest). Not set where the stretch is the reference's own step (Stanford Dogs' 256x256
-   * cache, HAM10000's Resize((224,224))) or the image is stored as-is.
+   * The stored image is our whole-image stretch (or largest centred square) of the source while the
+   * protocol's geometry is defined on the source image, so loaders draw crops on the source size
+   * (recorded in the cache manifest). Not set where the stretch is the reference's own step
+   * (Stanford Dogs' 256x256 cache, HAM10000's Resize((224,224))) or the image is stored as-is.
    */
   sourceGeometry?: boolean;
   /** Number of classes, or undefined when it depends on the data (imagefolder). */
@@ -125,6 +125,9 @@ export const DATASETS: Record<string, DatasetInfo> = {
     description: "MIT Indoor-67: Images/<cat>/ + TrainImages.txt/TestImages.txt; centred square at 256x256",
     defaultRoot: `${datasetsDir()}/mit-indoor67`,
     storage: sq(256, "center-square"),
+    // RandomResizedCrop(scale 0.9-1.1, ratio 1) is drawn on the original: it falls back to the
+    // stored centred square for every image wider than ~1.11:1, as in the authors' pipeline.
+    sourceGeometry: true,
     numClasses: 67,
     splits: ["train", "test"],
     open: openIndoor67,

@@ -53,6 +53,12 @@ export interface ImageSource {
    * image, so aspect ratios are the original's. Absent: geometry is drawn on the stored image.
    */
   sourceSizes?: ArrayLike<number>;
+  /**
+   * How each stored image was cut from its original when {@link ImageSource.sourceSizes} is given:
+   * "stretch" (default, the whole original) or "center-square" (its largest centred square: only
+   * RandomResizedCrop is then drawn on the original; data/augment.ts `OriginalSizes.fit`).
+   */
+  sourceFit?: "stretch" | "center-square";
 }
 
 /** The subset of data/cache.ts `CacheSplit` the loaders use. */
@@ -66,6 +72,8 @@ export interface CacheSplitLike {
   readonly sourceSizes?: ArrayLike<number>;
   /** True when the protocol's geometry applies to the source image, not the stored stretch. */
   readonly sourceGeometry?: boolean;
+  /** How the stored images were cut from their sources (data/images.ts `StorageFit`). */
+  readonly storageFit?: "stretch" | "center-square";
   gather(indices: ArrayLike<number>, out?: Uint8Array): Promise<Uint8Array>;
 }
 
@@ -81,6 +89,7 @@ export function fromCacheSplit(split: CacheSplitLike): ImageSource {
     channels: split.channels,
     labels: split.labels,
     sourceSizes: split.sourceGeometry ? split.sourceSizes : undefined,
+    sourceFit: split.sourceGeometry ? split.storageFit : undefined,
     readImages: (indices, out) => split.gather(indices, out),
   };
 }
@@ -237,7 +246,9 @@ export function createTrainLoader(o: TrainLoaderOptions): TrainLoader {
     for (let i = 0; i < B; i++) labels[i] = source.labels[idx[i]];
     const rng = new Rng(derivedSeed(seed, e, k + 1));
     const sizes = batchSizes(source, idx);
-    const original = sizes ? { sizes, height: source.height, width: source.width } : undefined;
+    const original = sizes
+      ? { sizes, height: source.height, width: source.width, fit: source.sourceFit }
+      : undefined;
     const plan = planTrainBatch(pipeline, rng, source, B, valid, cutmix, original);
     return { pixels, labels, valid, plan };
   }
@@ -307,7 +318,9 @@ export function createEvalLoader(o: EvalLoaderOptions): EvalLoader {
     await source.readImages(idx, pixels);
     const labels = new Int32Array(B);
     for (let i = 0; i < B; i++) labels[i] = source.labels[idx[i]];
-    return { pixels, labels, valid, sizes: batchSizes(source, idx) };
+    // A stored centre square is the test transform's crop already: evaluation needs no original size.
+    const sizes = source.sourceFit === "center-square" ? undefined : batchSizes(source, idx);
+    return { pixels, labels, valid, sizes };
   }
 
   async function* batchesIter(): AsyncGenerator<EvalBatch> {

@@ -5,11 +5,13 @@
  * `train/<category>/` folders the paper's code expects. Some files named .jpg are GIF or greyscale;
  * the decoder converts everything to RGB. A listed file that is missing is skipped and counted.
  *
- * Storage: the largest centred square, resized to 256x256. The protocol's test transform is
- * Resize(224)+CenterCrop(224), i.e. that same square at 224; its train RandomResizedCrop(224,
- * scale 0.9-1.1, ratio (1, 1)) fails all ten tries on non-square images and falls back to that
- * square too. Only near-square images (aspect below ~1.1) could get a slightly off-centre crop in
- * torchvision, which this storage cannot reproduce.
+ * Storage: the largest centred square, resized to 256x256, with the original size recorded. The
+ * protocol's test transform is Resize(224)+CenterCrop(224), i.e. that same square at 224. Its train
+ * RandomResizedCrop(224, scale 0.9-1.1, ratio (1, 1)) is drawn on the original size (registry flag
+ * `sourceGeometry`, data/augment.ts `mapBoxFromCenterSquare`): no try fits an image wider than
+ * ~1.11:1, which then gets the fixed centred square (the stored image), at torchvision's rate; a crop
+ * that fits a near-square original keeps its size and is moved inside the stored square (by at most
+ * (W - H)/2 px, under 6% of its side).
  *
  * @module
  */
