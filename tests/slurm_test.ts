@@ -34,17 +34,17 @@ async function sh(cmd: string, args: string[]): Promise<{ code: number; out: str
 
 /** Why the Slurm test cannot run here, or undefined when it can. */
 async function unavailable(): Promise<string | undefined> {
-  for (const c of ["sbatch", "squeue", "scancel", "sinfo"]) {
-    if (Deno.permissions.querySync({ name: "run", command: c }).state !== "granted") {
-      return `no permission to run ${c} (deno task test grants --allow-run=deno,sbatch,squeue,scancel,sinfo)`;
-    }
-  }
   const onPath = await Promise.all(
     (Deno.env.get("PATH") ?? "").split(":").map((d) =>
       Deno.stat(`${d}/sbatch`).then(() => true, () => false)
     ),
   );
   if (!onPath.some(Boolean)) return "sbatch is not on PATH";
+  for (const c of ["sbatch", "squeue", "scancel", "sinfo"]) {
+    if (Deno.permissions.querySync({ name: "run", command: c }).state !== "granted") {
+      return `no permission to run ${c} (deno task test grants it)`;
+    }
+  }
   const info = await sh("sinfo", ["-h", "-o", "%T"]).catch((e) => ({ code: 1, out: "", err: String(e) }));
   if (info.code !== 0 || !/idle|mixed|allocated/.test(info.out)) {
     return `sbatch is on PATH but no Slurm node is up (sinfo: ${
