@@ -162,7 +162,7 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, staleM
   }
 }
 
-/** Options of {@link tryFlock} / {@link flockWait}. */
+/** Options of {@link tryFlock}. */
 export interface FlockOptions {
   /** How long to wait for another holder before giving up (default 0: try once). */
   waitMs?: number;
