@@ -178,20 +178,38 @@ export interface FlockOptions {
  * file (close it to release), or undefined when the lock is still held by someone else.
  */
 export async function tryFlock(path: string, opts: FlockOptions = {}): Promise<Deno.FsFile | undefined> {
-  const file = await Deno.open(path, { read: true, write: true, create: true });
   const deadline = Date.now() + (opts.waitMs ?? 0);
+  let waited = false;
   for (let attempt = 0;; attempt++) {
-    if (await file.tryLock(true)) break;
-    if (Date.now() >= deadline) {
+    const file = await Deno.open(path, { read: true, write: true, create: true });
+    if (await file.tryLock(true)) {
+      // A holder that released with releaseFlock unlinked the file after we opened it: our lock is
+      // on a file nobody else will open, so start over on the path's current file.
+      const now = await Deno.stat(path).catch(() => undefined);
+      if (now?.ino === (await file.stat()).ino) {
+        await file.truncate(0);
+        await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+        return file;
+      }
       file.close();
-      return undefined;
+      continue;
     }
-    if (attempt === 0) opts.onWait?.((await Deno.readTextFile(path).catch(() => "")).trim());
+    file.close();
+    if (Date.now() >= deadline) return undefined;
+    if (!waited) opts.onWait?.((await Deno.readTextFile(path).catch(() => "")).trim());
+    waited = true;
     await new Promise((r) => setTimeout(r, Math.min(100 * (attempt + 1), 2000)));
   }
-  await file.truncate(0);
-  await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
-  return file;
+}
+
+/**
+ * Releases a lock taken with {@link tryFlock} and removes its file, so that short-lived locks (one
+ * per dataset preparation) leave nothing behind. Safe against waiters: one that locks the unlinked
+ * file sees that the path no longer names it and starts over.
+ */
+export async function releaseFlock(file: Deno.FsFile, path: string): Promise<void> {
+  await Deno.remove(path).catch(() => {});
+  file.close();
 }
 
 /** True if another process holds the flock on `path` (a missing file is not held). */

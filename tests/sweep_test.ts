@@ -217,6 +217,7 @@ Deno.test("prepare lock: concurrent preparations of one dataset run one after th
   release();
   await Promise.all([a, b]);
   assertEquals(events, ["a in", "a prepared", "b in", "b found it ready"]);
+  assert(!(await Deno.stat(`${cache}.lock`).catch(() => undefined)), "the lock file is removed after use");
   // A holder that never finishes: the waiter gives up after its timeout with one line.
   const held = await tryFlock(`${cache}.lock`);
   const err = await withPrepareLock(cache, () => Promise.resolve(), 200).then(() => undefined, (e) => e);

@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { UserError } from "../runtime/errors.ts";
-import { flockHeld, tryFlock } from "../runtime/fs.ts";
+import { flockHeld, releaseFlock, tryFlock } from "../runtime/fs.ts";
 import type { Ctx } from "../models/core.ts";
 import { applyOverrides, buildPreset, type Preset, presetLabel, type PresetOverrides } from "./presets.ts";
 import { getDataset } from "../data/datasets.ts";
@@ -223,6 +223,6 @@ export async function withPrepareLock<T>(
   try {
     return await fn();
   } finally {
-    lock.close();
+    await releaseFlock(lock, path);
   }
 }
