@@ -30,7 +30,8 @@ export const CONVNEXT_LAYER_SCALE_INIT = 1e-6;
 
 /**
  * One ConvNeXt block: DW 7×7 (+bias) → LN → Linear(d, 4d) → GELU → Linear(4d, d) → ·γ, plus the
- * residual. γ is stored as [d] (the reference keeps it as (d, 1, 1); same values, NHWC broadcast).
+ * residual. γ is stored as [d, 1, 1], the reference's shape, so the exported `state_dict` loads with
+ * `strict=True`; the forward reshapes it to [d] to broadcast over NHWC's last axis (same values).
  */
 class ConvNextBlock implements Module {
   readonly dwconv: Conv2d;
@@ -39,7 +40,7 @@ class ConvNextBlock implements Module {
   readonly fc2: Linear;
   readonly gamma: Tensor;
 
-  constructor(p: Params, name: string, dim: number) {
+  constructor(p: Params, name: string, readonly dim: number) {
     // `block` = Sequential(dwconv, Permute, LayerNorm, Linear, GELU, Linear, Permute)
     this.dwconv = new Conv2d(p, `${name}.block.0`, {
       cin: dim,
@@ -51,13 +52,16 @@ class ConvNextBlock implements Module {
     this.norm = new LayerNorm(p, `${name}.block.2`, dim, LN_EPS);
     this.fc1 = new Linear(p, `${name}.block.3`, { nin: dim, nout: 4 * dim });
     this.fc2 = new Linear(p, `${name}.block.5`, { nin: 4 * dim, nout: dim });
-    this.gamma = p.weight(`${name}.gamma`, [dim], { kind: "constant", value: CONVNEXT_LAYER_SCALE_INIT });
+    this.gamma = p.weight(`${name}.gamma`, [dim, 1, 1], {
+      kind: "constant",
+      value: CONVNEXT_LAYER_SCALE_INIT,
+    });
   }
 
   apply(x: Tensor, ctx: Ctx): Tensor {
     let y = this.norm.apply(this.dwconv.apply(x, ctx), ctx);
     y = this.fc2.apply(ops.act(this.fc1.apply(y, ctx), "gelu"), ctx);
-    return ops.add(x, ops.mul(y, this.gamma));
+    return ops.add(x, ops.mul(y, ops.reshape(this.gamma, [this.dim])));
   }
 }
 

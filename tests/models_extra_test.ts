@@ -18,7 +18,6 @@ import { starnetSpec } from "../models/starnet.ts";
 import { TransformerEncoder, TransformerEncoderLayer } from "../models/transformer.ts";
 import { formatTable, modelRows } from "../tasks/models.ts";
 import { buildModel, type ModelSpec } from "../models/registry.ts";
-import { defaultKernels } from "../kernels/mod.ts";
 
 const SPECS: Record<string, ModelSpec> = {
   convmixer: convmixerSpec,
@@ -192,7 +191,7 @@ Deno.test("state_dict keys mirror the reference modules", () => {
       ["stage_layers.3.blocks.0.block.2.weight", [512]],
       ["stage_layers.3.blocks.0.block.3.weight", [512, 2048]],
       ["stage_layers.3.blocks.0.block.5.bias", [512]],
-      ["stage_layers.0.blocks.0.gamma", [32]],
+      ["stage_layers.0.blocks.0.gamma", [32, 1, 1]],
       ["cls.0.weight", [512]],
       ["cls.1.weight", [512, 10]],
     ],
@@ -579,7 +578,7 @@ for (const [id, c] of Object.entries(REFERENCE_LOGITS)) {
     const { m, input, dump } = await referenceCase(id, c.size, c.options);
     try {
       const x = tf.tensor(input, [2, c.size, c.size, 3]);
-      const y = m.apply(x, { training: false, rng: new Rng(0), kernels: defaultKernels() });
+      const y = m.apply(x, { training: false, rng: new Rng(0), kernels: "custom" });
       const got = Array.from(await y.data());
       const dir = Deno.env.get("XS_DUMP_REFERENCE");
       if (dir) {
