@@ -208,12 +208,23 @@ export async function withPrepareLock<T>(
 ): Promise<T> {
   const path = `${cacheDir.replace(/\/+$/, "")}.lock`;
   const parent = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
-  await Deno.mkdir(parent, { recursive: true });
-  const lock = await tryFlock(path, {
-    waitMs,
-    onWait: (holder) =>
-      console.error(`waiting for ${holder ? `pid ${holder}` : "another process"} to prepare ${cacheDir}`),
-  });
+  let lock: Deno.FsFile | undefined;
+  try {
+    await Deno.mkdir(parent, { recursive: true });
+    lock = await tryFlock(path, {
+      waitMs,
+      onWait: (holder) =>
+        console.error(`waiting for ${holder ? `pid ${holder}` : "another process"} to prepare ${cacheDir}`),
+    });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+      throw new UserError(
+        `cannot create ${path}, the lock of ${cacheDir}'s preparation: use a cache folder inside .cache ` +
+          `(e.g. .cache/NAME)`,
+      );
+    }
+    throw err;
+  }
   if (!lock) {
     throw new UserError(
       `${cacheDir} is still being prepared by another process after ${Math.round(waitMs / 1000)} s ` +
