@@ -462,6 +462,15 @@ export const ops = {
       ctx.counts!.fvFlops += shp(x)[0] * h * w * shp(x)[3];
       return traced(ctx, "resizeNearest", [x], meta([shp(x)[0], h, w, shp(x)[3]]));
     }
+    if (tf.getBackend() !== "webgpu") {
+      // tfjs-backend-cpu's ResizeNearestNeighborGrad puts batch items > 0 in the wrong places
+      // (found by tests/parity_test.ts in GhostNet's DFC gate): the same 'nearest' as two gathers,
+      // whose gradients are right on every backend.
+      const [, ih, iw] = shp(x);
+      const idx = (n: number, size: number) =>
+        tf.tensor1d(Array.from({ length: n }, (_, i) => Math.floor((i * size) / n)), "int32");
+      return tf.gather(tf.gather(x, idx(h, ih), 1), idx(w, iw), 2);
+    }
     return tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [h, w], false, false);
   },
 
