@@ -57,11 +57,5 @@ export {
 } from "./models/registry.ts";
 import "./models/zoo.ts";
 export { kernelShapes, largestActivation, zooKernelShapes } from "./models/inspect.ts";
-export {
-  defaultKernels,
-  depthwiseConv2d,
-  type KernelChoice,
-  matMul,
-  setDefaultKernels,
-  squeezeExcite,
-} from "./kernels/mod.ts";
+export { depthwiseConv2d, type KernelChoice, matMul, squeezeExcite } from "./kernels/mod.ts";
+export { EvalForward, type StepMode, TrainStep } from "./train/step.ts";

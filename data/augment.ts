@@ -25,6 +25,7 @@
  */
 import { type Tensor, tf, type WebGPUBackend } from "../runtime/tf.ts";
 import { webgpuBackend } from "../runtime/webgpu.ts";
+import { ints, runProgram } from "../runtime/gpu.ts";
 import { UserError } from "../runtime/errors.ts";
 import type { Rng } from "../runtime/rng.ts";
 import type {
@@ -517,17 +518,15 @@ function backend(): WebGPUBackend {
   return webgpuBackend();
 }
 
-function runProgram(
+/** Runs an augmentation program through the dispatch layer (runtime/gpu.ts) as a tensor. */
+function runAugment(
   program: WebGPUProgram,
   inputs: Tensor[],
   dtype: "int32" | "float32",
   u: Uniforms,
 ): Tensor {
-  const info = backend().runWebGPUProgram(program, inputs, dtype, u);
-  return tf.engine().makeTensorFromTensorInfo(info);
+  return tf.engine().makeTensorFromTensorInfo(runProgram(backend(), program, inputs, u, dtype));
 }
-
-const ints = (...v: number[]): Uniforms => v.map((x) => ({ type: "int32" as const, data: [x] }));
 const floats = (...v: number[]): Uniforms => v.map((x) => ({ type: "float32" as const, data: [x] }));
 
 /** Shape of a uint8 source batch. */
@@ -576,13 +575,13 @@ export function geometryPass(src: Tensor, shape: SourceShape, geom: Float32Array
   const gp = tf.tensor2d(geom, [b, GEOM_STRIDE], "float32");
   let mid: Tensor | undefined;
   try {
-    mid = runProgram(
+    mid = runAugment(
       new GeomHProgram(b, h, size),
       [src, gp],
       "int32",
       ints(h, shape.width, size, b * h * size),
     );
-    return runProgram(new GeomVProgram(b, size), [mid, gp], "int32", ints(h, size, b * size * size));
+    return runAugment(new GeomVProgram(b, size), [mid, gp], "int32", ints(h, size, b * size * size));
   } finally {
     gp.dispose();
     mid?.dispose();
@@ -612,9 +611,9 @@ export function opPass(img: Tensor, ops: Float32Array): Tensor {
   try {
     // Without statistics a tiny placeholder fills the binding (per call, so nothing outlives the pass).
     stats = needsStats(ops)
-      ? runProgram(new StatsProgram(b), [img, opT], "int32", ints(s))
+      ? runAugment(new StatsProgram(b), [img, opT], "int32", ints(s))
       : tf.zeros([1, STATS_STRIDE], "int32");
-    return runProgram(new OpProgram(b, s), [img, opT, stats], "int32", ints(s, b * s * s));
+    return runAugment(new OpProgram(b, s), [img, opT, stats], "int32", ints(s, b * s * s));
   } finally {
     opT.dispose();
     stats?.dispose();
@@ -651,7 +650,7 @@ export function outputPass(
   const epT = tf.tensor2d(ep, [b, OUT_STRIDE], "float32");
   const box = cutmix ?? { c1: 0, c2: 0, r1: 0, r2: 0 };
   try {
-    return runProgram(new OutProgram(b, s), [img, epT], "float32", [
+    return runAugment(new OutProgram(b, s), [img, epT], "float32", [
       ...ints(s, b * s * s, box.c1, box.c2, box.r1, box.r2),
       ...floats(norm.mean[0], norm.mean[1], norm.mean[2], norm.std[0], norm.std[1], norm.std[2]),
     ]);

@@ -18,7 +18,7 @@
  * @module
  */
 import { type Tensor, tf, type WebGPUBackend } from "../runtime/tf.ts";
-import { adapterFacts } from "../runtime/webgpu.ts";
+import { kernelTuning } from "./common.ts";
 import { ensurePrivate, rawDispatch, rawPipeline } from "../runtime/gpu.ts";
 
 /** Activation fused into the normalisation. */
@@ -38,24 +38,6 @@ export interface BnAttrs {
 }
 
 const WG = 64;
-
-/** Threads a split reduction aims for: llvmpipe saturates with a few thousand, GPUs want far more. */
-let targetThreads: number | undefined;
-function reduceTarget(): number {
-  if (targetThreads !== undefined) return targetThreads;
-  let soft = true;
-  try {
-    soft = adapterFacts().isFallbackAdapter;
-  } catch {
-    // Backend installed without initRuntime: assume the CPU rasteriser (correct either way).
-  }
-  return soft ? 4096 : 65536;
-}
-
-/** Overrides the split-reduction thread target (tests force multi-chunk reductions with it). */
-export function setBnReduceTarget(threads: number | undefined): void {
-  targetThreads = threads;
-}
 
 /** Row chunks of a split reduction over `rows` rows with `lanes` threads per chunk. */
 function chunking(rows: number, lanes: number, target: number): { chunks: number; rowsPerChunk: number } {
@@ -379,26 +361,9 @@ fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
 // ---------------------------------------------------------------------------------------------
 
 const FWG = 64;
-const FUSED_MAX_ROWS_GPU = 32768;
-let fusedMaxRows: number | undefined;
-
-/**
- * Overrides the largest row count (N·H·W) that uses the single-dispatch kernels; 0 forces the
- * split path, Infinity the single-dispatch one, undefined restores the per-adapter default.
- */
-export function setBnFusedMaxRows(rows: number | undefined): void {
-  fusedMaxRows = rows;
-}
-
+/** Whether a layer of `rows` rows runs the single-dispatch kernels (see KernelTuning). */
 function useSingleDispatch(rows: number): boolean {
-  if (fusedMaxRows !== undefined) return rows <= fusedMaxRows;
-  let soft = true;
-  try {
-    soft = adapterFacts().isFallbackAdapter;
-  } catch {
-    // Not initialised through initRuntime: treat as software.
-  }
-  return soft || rows <= FUSED_MAX_ROWS_GPU;
+  return rows <= kernelTuning().bnSingleDispatchMaxRows;
 }
 
 function wgReduceSnippet(T: string): string {
@@ -585,7 +550,7 @@ function forwardWebgpu(args: {
   const { rows, c } = rowsAndChannels(x.shape);
   if (useSingleDispatch(rows)) return forwardSingle(backend, args.inputs, a, rows, c);
   const comp = c % 4 === 0 ? 4 : 1;
-  const { chunks, rowsPerChunk } = chunking(rows, c / comp, reduceTarget());
+  const { chunks, rowsPerChunk } = chunking(rows, c / comp, kernelTuning().reduceTargetThreads);
   const p1 = new StatsPartialProgram(rows, c, chunks, rowsPerChunk);
   const partial = backend.runWebGPUProgram(p1, [x], "float32", p1.values());
   const stats = newOutput(backend, [2, c]);
@@ -612,7 +577,7 @@ function backwardWebgpu(args: {
   const { rows, c } = rowsAndChannels(x.shape);
   if (useSingleDispatch(rows)) return backwardSingle(backend, args.inputs, act, rows, c);
   const comp = c % 4 === 0 ? 4 : 1;
-  const { chunks, rowsPerChunk } = chunking(rows, c / comp, reduceTarget());
+  const { chunks, rowsPerChunk } = chunking(rows, c / comp, kernelTuning().reduceTargetThreads);
   const p1 = new GradPartialProgram(rows, c, chunks, rowsPerChunk, act);
   const partial = backend.runWebGPUProgram(p1, [dy, x, stats, gamma, beta], "float32", p1.values());
   const dgamma = newOutput(backend, [c]);
@@ -716,7 +681,7 @@ function backwardCpu(args: {
 
 let registered = false;
 
-/** Registers the BatchNorm kernels and gradient with tfjs (idempotent; done on import). */
+/** Registers the BatchNorm kernels and gradient with tfjs (idempotent; kernels/register.ts calls it). */
 export function registerBatchNormKernels(): void {
   if (registered) return;
   registered = true;
@@ -751,8 +716,6 @@ export function registerBatchNormKernels(): void {
     },
   });
 }
-
-registerBatchNormKernels();
 
 /** Parameters of one BatchNorm layer (same fields as models/core.ts `BatchNormParams`). */
 export interface BatchNormTrainParams {

@@ -12,8 +12,9 @@ import { adapterFacts } from "../runtime/webgpu.ts";
 
 /** A tfjs-backend-webgpu program (the interface `backend.runWebGPUProgram` consumes). */
 export type WebGPUProgram = tf.webgpu.WebGPUProgram;
-/** Values of a program's own uniforms, in the order its `uniforms` string declares them. */
-export type ProgramUniforms = Array<{ type: "int32" | "float32" | "uint32"; data: number[] }>;
+import { ints as gpuInts, type ProgramUniforms, runProgram } from "../runtime/gpu.ts";
+
+export type { ProgramUniforms };
 
 /**
  * Work-per-thread and parallelism knobs. Software rasterisers (llvmpipe) and GPUs want different
@@ -45,6 +46,11 @@ export interface KernelTuning {
   seImagesPerWorkgroup: number;
   /** Target thread count of split reductions (filter-grad stage 1, pooling, bias grad). */
   reduceTargetThreads: number;
+  /**
+   * Largest row count (N·H·W) a BatchNorm layer runs with the single-dispatch kernels (one
+   * workgroup per channel); larger ones use the split reduction. 0 forces the split path.
+   */
+  bnSingleDispatchMaxRows: number;
   /** Minimum rows summed by one thread of a split reduction (keeps stage 2 small). */
   reduceMinRowsPerThread: number;
   /** Output rows per thread of the register-tiled matmul (kernels/matmul.ts). */
@@ -67,6 +73,8 @@ const SOFTWARE_DEFAULTS: KernelTuning = {
   sePixelsPerThread: 8,
   seImagesPerWorkgroup: 8,
   reduceTargetThreads: 4096,
+  // On a CPU rasteriser a workgroup is one thread: one pass per channel always wins.
+  bnSingleDispatchMaxRows: Number.MAX_SAFE_INTEGER,
   reduceMinRowsPerThread: 4,
   mmTileRows: 16,
   mmTileCols: 16,
@@ -85,6 +93,7 @@ const GPU_DEFAULTS: KernelTuning = {
   sePixelsPerThread: 4,
   seImagesPerWorkgroup: 1,
   reduceTargetThreads: 65536,
+  bnSingleDispatchMaxRows: 32768,
   reduceMinRowsPerThread: 4,
   mmTileRows: 4,
   mmTileCols: 4,
@@ -108,15 +117,22 @@ export function kernelTuning(): KernelTuning {
 }
 
 /**
- * Overrides some tuning knobs (benchmarks, tests); `reset` drops earlier overrides first.
+ * Overrides some tuning knobs (benchmarks, tests; an `undefined` value restores the default); `reset`
+ * drops earlier overrides first.
  * Knobs baked into WGSL are part of each program's shader key, so changing them is safe.
  */
 export function setKernelTuning(patch: Partial<KernelTuning>, reset = false): void {
-  const next = { ...(reset ? {} : overrides), ...patch };
+  const next: Partial<KernelTuning> = { ...(reset ? {} : overrides), ...patch };
   for (const [k, v] of Object.entries(next)) {
-    if (v === undefined) continue;
-    const unbounded = k === "reduceTargetThreads" || k === "dwMaxUnrolledFma" || k === "mmMinKPerSplit";
-    if (!Number.isInteger(v) || v < 1 || (!unbounded && v > 1024)) {
+    if (v === undefined) {
+      // undefined restores the adapter's default
+      delete next[k as keyof KernelTuning];
+      continue;
+    }
+    const unbounded = k === "reduceTargetThreads" || k === "dwMaxUnrolledFma" || k === "mmMinKPerSplit" ||
+      k === "bnSingleDispatchMaxRows";
+    const min = k === "bnSingleDispatchMaxRows" ? 0 : 1;
+    if (!Number.isInteger(v) || v < min || (!unbounded && v > 1024)) {
       throw new RangeError(`kernel tuning ${k} must be a positive integer (<= 1024), got ${v}`);
     }
   }
@@ -171,20 +187,18 @@ export function channelComponents(channels: number): 1 | 4 {
   return channels % 4 === 0 ? 4 : 1;
 }
 
-/** Runs `program` and returns its output; `uniforms` are the program-defined uniform values. */
+/** Runs `program` (float32 output) through the dispatch layer, runtime/gpu.ts. */
 export function run(
   backend: WebGPUBackend,
   program: WebGPUProgram,
   inputs: tf.TensorInfo[],
   uniforms: ProgramUniforms,
 ): tf.TensorInfo {
-  return backend.runWebGPUProgram(program, inputs, "float32", uniforms);
+  return runProgram(backend, program, inputs, uniforms);
 }
 
 /** Integer uniforms, in declaration order. */
-export function ints(...values: number[]): ProgramUniforms {
-  return values.map((v) => ({ type: "int32" as const, data: [v] }));
-}
+export const ints = gpuInts;
 
 /** Asserts that a tensor is float32 (the kernels bind f32 buffers only). */
 export function assertFloat32(t: tf.TensorInfo, what: string): void {

@@ -20,6 +20,11 @@ import { type SeOptions, seShape, squeezeExciteStock, XS_SQUEEZE_EXCITE } from "
 import { registerXsKernels } from "./register.ts";
 import { matMulShape, XS_MATMUL } from "./matmul.ts";
 import { randomMask as randomMaskImpl } from "./random.ts";
+import {
+  batchNormTrain as batchNormTrainImpl,
+  type BatchNormTrainParams,
+  type BnActivation,
+} from "./batchnorm.ts";
 
 export type { DepthwiseConvOptions } from "./depthwise.ts";
 export type { SeActivation, SeGate, SeOptions } from "./se.ts";
@@ -33,21 +38,6 @@ export { adamStepScalars, fusedAdamStep } from "./adam.ts";
 
 /** Which implementation runs the hot ops: our WGSL kernels or the stock tfjs ops. */
 export type KernelChoice = "custom" | "stock";
-
-let current: KernelChoice = "custom";
-
-/** Sets the implementation used when a caller does not choose (default "custom"). */
-export function setDefaultKernels(choice: KernelChoice): void {
-  if (choice !== "custom" && choice !== "stock") {
-    throw new Error(`kernels must be "custom" or "stock", got ${choice}`);
-  }
-  current = choice;
-}
-
-/** The implementation used when a caller does not choose. */
-export function defaultKernels(): KernelChoice {
-  return current;
-}
 
 /** Squeeze-and-Excitation weights: w1 [C,Cr], b1 [Cr], w2 [Cr,C], b2 [C]. */
 export interface SEWeights {
@@ -66,7 +56,7 @@ export function depthwiseConv2d(
   x: Tensor,
   filter: Tensor,
   options: DepthwiseConvOptions & { bias?: Tensor },
-  kernels: KernelChoice = current,
+  kernels: KernelChoice = "custom",
 ): Tensor {
   if (kernels === "stock") {
     return depthwiseConv2dStock(
@@ -94,7 +84,7 @@ export function squeezeExcite(
   x: Tensor,
   weights: SEWeights,
   options: SeOptions,
-  kernels: KernelChoice = current,
+  kernels: KernelChoice = "custom",
 ): Tensor {
   const { w1, b1, w2, b2 } = weights;
   if (kernels === "stock") {
@@ -123,7 +113,7 @@ export function matMul(
   b: Tensor,
   transposeA = false,
   transposeB = false,
-  kernels: KernelChoice = current,
+  kernels: KernelChoice = "custom",
 ): Tensor {
   if (kernels === "stock") return tf.matMul(a, b, transposeA, transposeB);
   matMulShape(a.shape, b.shape, transposeA, transposeB);
@@ -173,4 +163,13 @@ export function depthwiseConv2dBackpropFilter(
 export function randomMask(scalars: Tensor, shape: number[], keep: number, site: number): Tensor {
   registerXsKernels();
   return randomMaskImpl(scalars, shape, keep, site);
+}
+
+/**
+ * BatchNorm in training mode (batch statistics, running statistics updated in place) fused with
+ * `act`, through the kernels of kernels/batchnorm.ts.
+ */
+export function batchNormTrain(x: Tensor, bn: BatchNormTrainParams, act: BnActivation = "identity"): Tensor {
+  registerXsKernels();
+  return batchNormTrainImpl(x, bn, act);
 }

@@ -23,6 +23,7 @@ import {
 } from "./depthwise.ts";
 import { matMulKernelStock, matMulKernelWebGPU, XS_MATMUL } from "./matmul.ts";
 import { randomMaskCpu, randomMaskWebGPU, XS_RANDOM_MASK } from "./random.ts";
+import { registerBatchNormKernels } from "./batchnorm.ts";
 import {
   seForwardStockKernel,
   seForwardWebGPU,
@@ -33,18 +34,6 @@ import {
 } from "./se.ts";
 
 let registered = false;
-
-/** Every kernel name this module registers, for diagnostics. */
-export const XS_KERNEL_NAMES: readonly string[] = [
-  XS_DEPTHWISE,
-  XS_DEPTHWISE_BACKPROP_INPUT,
-  XS_DEPTHWISE_BACKPROP_FILTER,
-  XS_CHANNEL_SUM,
-  XS_SQUEEZE_EXCITE,
-  XS_SQUEEZE_EXCITE_GRAD,
-  XS_MATMUL,
-  XS_RANDOM_MASK,
-];
 
 /**
  * Registers all Xs* kernels and gradients once (idempotent; also skips names another copy of this
@@ -76,6 +65,7 @@ export function registerXsKernels(): void {
   reg(XS_SQUEEZE_EXCITE_GRAD, "cpu", seGradStockKernel);
   reg(XS_MATMUL, "cpu", matMulKernelStock);
   reg(XS_RANDOM_MASK, "cpu", randomMaskCpu);
+  registerBatchNormKernels();
 
   if (tf.getGradient(XS_DEPTHWISE) === undefined) {
     tf.registerGradient({

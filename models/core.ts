@@ -14,8 +14,14 @@
  */
 import { type Tensor, tf } from "../runtime/tf.ts";
 import { Rng } from "../runtime/rng.ts";
-import { depthwiseConv2d, type KernelChoice, matMul, randomMask, squeezeExcite } from "../kernels/mod.ts";
-import { batchNormTrain } from "../kernels/batchnorm.ts";
+import {
+  batchNormTrain,
+  depthwiseConv2d,
+  type KernelChoice,
+  matMul,
+  randomMask,
+  squeezeExcite,
+} from "../kernels/mod.ts";
 
 export type { KernelChoice, Tensor };
 

@@ -14,9 +14,8 @@ import {
   type BatchNormTrainParams,
   batchNormTrainStock,
   type BnActivation,
-  setBnFusedMaxRows,
-  setBnReduceTarget,
 } from "../kernels/batchnorm.ts";
+import { registerXsKernels, setKernelTuning } from "../kernels/mod.ts";
 import { BatchNorm2d, Conv2d, type Ctx, Linear, type Module, ops, type Params } from "../models/core.ts";
 import { registerModel } from "../models/registry.ts";
 import "../models/zoo.ts";
@@ -26,6 +25,9 @@ import { cutmixSmoothedCrossEntropy } from "../train/loss.ts";
 import { TrainStep } from "../train/step.ts";
 import { Rng } from "../runtime/rng.ts";
 import { CANONICAL_MODELS } from "../score/xscore.ts";
+
+// The BN kernels are called directly below, so register them as the public entry points do.
+registerXsKernels();
 
 async function values(t: Tensor): Promise<Float32Array> {
   return new Float32Array(await t.data());
@@ -273,9 +275,9 @@ const BN_CASES: Array<{ shape: number[]; act: BnActivation; target?: number; mea
 for (const path of ["single-dispatch", "split"] as const) {
   Deno.test(`BN kernel (${path}): forward, backward and running stats equal a float64 CPU reference and the stock ops`, async () => {
     await initRuntime();
-    setBnFusedMaxRows(path === "split" ? 0 : Infinity);
+    setKernelTuning({ bnSingleDispatchMaxRows: path === "split" ? 0 : Number.MAX_SAFE_INTEGER });
     for (const { shape, act, target, mean } of BN_CASES) {
-      setBnReduceTarget(target);
+      setKernelTuning({ reduceTargetThreads: target });
       const c = shape[shape.length - 1];
       const x = tf.add(tf.mul(tf.randomNormal(shape, 0, 1.5, "float32", 1), 1), mean ?? 0.5);
       const dy = tf.randomNormal(shape, 0, 1, "float32", 2);
@@ -315,8 +317,7 @@ for (const path of ["single-dispatch", "split"] as const) {
       assertGpuHealthy();
       tf.dispose([x, dy, ...Object.values(pc), ...Object.values(ps)].filter((t) => t instanceof tf.Tensor));
     }
-    setBnReduceTarget(undefined);
-    setBnFusedMaxRows(undefined);
+    setKernelTuning({}, true);
   });
 }
 

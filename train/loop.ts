@@ -11,6 +11,7 @@ import { Rng } from "../runtime/rng.ts";
 import { assertGpuHealthy } from "../runtime/webgpu.ts";
 import { exists, writeFileAtomic } from "../runtime/fs.ts";
 import { formatCsv } from "../runtime/csv.ts";
+import { formatDuration } from "../runtime/format.ts";
 import { UserError } from "../runtime/errors.ts";
 import type { Ctx, KernelChoice, Model } from "../models/core.ts";
 import type { EvalBatch, TrainBatch } from "../data/types.ts";
@@ -314,13 +315,6 @@ function summaryLine(r: EpochRecord, epochs: number, etaSeconds: number): string
     `train ${r.train_seconds.toFixed(1)} s  eval ${r.eval_seconds.toFixed(1)} s  ETA ${
       formatDuration(etaSeconds)
     }`;
-}
-
-/** "1h02m", "3m05s", "12s". */
-export function formatDuration(s: number): string {
-  if (!Number.isFinite(s) || s < 0) return "?";
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = Math.round(s % 60);
-  return h ? `${h}h${String(m).padStart(2, "0")}m` : m ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
 }
 
 /** Last/best accuracy and throughput of a finished history. */
