@@ -19,8 +19,13 @@ const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 Deno.test({
   name:
     "e2e: mobilenet on Fashion-MNIST, 4k images × 2 epochs at 32 px with CutMix reaches ≥ 45% on the 10k test set",
-  ignore: !(await Deno.stat(FASHION_MNIST).catch(() => undefined)),
+  // XS_REQUIRE_DATA=1 (CI): missing data fails instead of being ignored.
+  ignore: !(await Deno.stat(FASHION_MNIST).catch(() => undefined)) && Deno.env.get("XS_REQUIRE_DATA") !== "1",
   async fn() {
+    assert(
+      await Deno.stat(FASHION_MNIST).catch(() => undefined),
+      `XS_REQUIRE_DATA=1 but ${FASHION_MNIST} is missing`,
+    );
     const out = await Deno.makeTempDir({ prefix: "xscore-e2e-" });
     const args = trainCliArgs(out, [
       ...["--model", "mobilenet", "--dataset", "fashion-mnist", "--image-size", "32"],
