@@ -359,7 +359,71 @@ Deno.test("plot: nice ticks and a labelled SVG with a regression line", () => {
   assert(svg.includes("T &lt;&amp;&gt;"));
   for (const l of [">a<", ">b<", ">c<", ">fit<", ">xScore<", ">acc (%)<"]) assert(svg.includes(l), l);
   assertEquals(svg.match(/<circle /g)?.length, 3);
+  checkPlotGeometry(svg, [[0, 1], [1, 3], [2, 2]], { slope: 0.5, intercept: 1.5 });
+  // A second data set with a negative slope and non-round values.
+  const pts = [[0.12, 81.5], [0.47, 77.25], [0.9, 88.1], [0.33, 84]];
+  const svg2 = scatterSvg({
+    title: "t",
+    xLabel: "x",
+    yLabel: "y",
+    points: pts.map(([x, y], i) => ({ label: `p${i}`, x, y })),
+    line: { slope: -7.5, intercept: 86, label: "fit" },
+  });
+  checkPlotGeometry(svg2, pts, { slope: -7.5, intercept: 86 });
 });
+
+/**
+ * Reads an SVG scatter plot back as a reader would: the axes' tick labels define the data → pixel
+ * maps (x to the right, y UP), every circle sits at its point's data coordinates, and the
+ * regression line's end points lie on y = intercept + slope·x.
+ */
+function checkPlotGeometry(
+  svg: string,
+  points: number[][],
+  line: { slope: number; intercept: number },
+): void {
+  const num = (re: RegExp) => [...svg.matchAll(re)].map((m) => m.slice(1).map(Number));
+  // x ticks: centred numeric labels below the frame; y ticks: right-aligned numeric labels.
+  const xt = num(/<text x="([-\d.]+)" y="[-\d.]+" text-anchor="middle">(-?[\d.]+)<\/text>/g);
+  const yt = num(
+    /<text x="[-\d.]+" y="([-\d.]+)" text-anchor="end" dominant-baseline="middle">(-?[\d.]+)<\/text>/g,
+  );
+  assert(xt.length >= 3 && yt.length >= 3, `ticks: ${xt.length} x, ${yt.length} y`);
+  const fit = (pairs: number[][]) => {
+    // least squares pixel = a + b·value
+    const n = pairs.length;
+    const mv = pairs.reduce((s, [, v]) => s + v, 0) / n, mp = pairs.reduce((s, [p]) => s + p, 0) / n;
+    const b = pairs.reduce((s, [p, v]) => s + (v - mv) * (p - mp), 0) /
+      pairs.reduce((s, [, v]) => s + (v - mv) ** 2, 0);
+    const a = mp - b * mv;
+    for (const [p, v] of pairs) assertAlmostEquals(p, a + b * v, 0.11, `tick ${v} off the linear axis`);
+    return { a, b };
+  };
+  const X = fit(xt), Y = fit(yt);
+  assert(X.b > 0, "x axis must grow to the right");
+  assert(Y.b < 0, "y axis must grow upwards (SVG y grows downwards)");
+  const circles = num(/<circle cx="([-\d.]+)" cy="([-\d.]+)"/g);
+  assertEquals(circles.length, points.length);
+  const dx = (px: number) => (px - X.a) / X.b, dy = (py: number) => (py - Y.a) / Y.b;
+  const tolX = 0.15 / Math.abs(X.b), tolY = 0.15 / Math.abs(Y.b); // toFixed(1) pixels, twice
+  circles.forEach(([cx, cy], i) => {
+    assertAlmostEquals(dx(cx), points[i][0], tolX, `point ${i} x`);
+    assertAlmostEquals(dy(cy), points[i][1], tolY, `point ${i} y`);
+  });
+  const seg = num(
+    /<line x1="([-\d.]+)" y1="([-\d.]+)" x2="([-\d.]+)" y2="([-\d.]+)" stroke="#1f5fbf" stroke-width="2" clip-path="url\(#plot\)"/g,
+  );
+  assertEquals(seg.length, 1, "one regression line");
+  const [x1, y1, x2, y2] = seg[0];
+  assert(
+    x2 - x1 > 0.5 * (Math.max(...xt.map(([p]) => p)) - Math.min(...xt.map(([p]) => p))),
+    "line spans the plot",
+  );
+  for (const [px, py] of [[x1, y1], [x2, y2]]) {
+    const want = line.intercept + line.slope * dx(px);
+    assertAlmostEquals(dy(py), want, tolY + Math.abs(line.slope) * tolX, "regression line end point");
+  }
+}
 
 // ---------- the task: success paths ----------
 
