@@ -44,6 +44,11 @@ export interface DatasetInfo {
   /** Opens the source (validates the layout; missing root -> UserError, exit 2). */
   open(opts: ReaderOptions): Promise<DatasetSource>;
   /**
+   * The reference preset reads a cache whose images were re-encoded as JPEG at this quality (the
+   * authors' Stanford Dogs cache); kept in its own directory `.cache/<id>-jpeg<q>`.
+   */
+  referenceJpegQuality?: number;
+  /**
    * The registry entry a named dataset derives from (`imagefolder:pets` → "imagefolder"): its data
    * protocol and reader. Undefined for registered datasets, whose `id` is their own.
    */
@@ -106,6 +111,7 @@ export const DATASETS: Record<string, DatasetInfo> = {
       "Stanford Dogs: Images/<synset-breed>/*.jpg; seeded 80/20 split (--split official: lists); 256x256",
     defaultRoot: `${datasetsDir()}/stanford-dogs`,
     storage: sq(256),
+    referenceJpegQuality: 75,
     numClasses: 120,
     splits: ["train", "test"],
     open: openStanfordDogs,
@@ -195,10 +201,21 @@ export function getDataset(id: string): DatasetInfo {
   return info;
 }
 
-/** The default cache directory of a dataset: `.cache/<id>`, `.cache/imagefolder-NAME` for `imagefolder:NAME`. */
-export function defaultCacheDir(id: string): string {
+/**
+ * The default cache directory of a dataset: `.cache/<id>`, `.cache/imagefolder-NAME` for
+ * `imagefolder:NAME`; under `preset` "reference", `.cache/<id>-jpeg<q>` for a dataset whose
+ * reference cache is JPEG re-encoded ({@link DatasetInfo.referenceJpegQuality}).
+ */
+export function defaultCacheDir(id: string, preset?: string): string {
   const info = getDataset(id);
+  const q = referenceJpegQuality(id, preset);
+  if (q !== undefined) return `.cache/${info.id}-jpeg${q}`;
   return info.base ? `.cache/${info.base}-${info.id}` : `.cache/${info.id}`;
+}
+
+/** The JPEG quality of `preset`'s cache of dataset `id`, or undefined (lossless). */
+export function referenceJpegQuality(id: string, preset?: string): number | undefined {
+  return preset === "reference" ? getDataset(id).referenceJpegQuality : undefined;
 }
 
 /** Options of {@link prepareDataset}: which dataset, where, and how to build. */
@@ -217,6 +234,8 @@ export interface PrepareOptions extends BuildOptions {
   size?: number;
   /** Stored fit (imagefolder only). */
   fit?: StorageFit;
+  /** Re-encode stored images as JPEG at this quality (Stanford Dogs' reference cache). */
+  jpegQuality?: number;
 }
 
 /**
@@ -253,6 +272,7 @@ export async function prepareDataset(opts: PrepareOptions): Promise<BuildResult 
       seed: opts.seed,
       size: opts.size,
       fit: opts.fit,
+      jpegQuality: opts.jpegQuality,
     });
     // A named ImageFolder dataset carries its own id into the manifest (and the fingerprint).
     const source = info.base ? { ...opened, id: info.id } : opened;
@@ -294,6 +314,7 @@ function preparedOptions(options: Record<string, string | number>): Partial<Prep
   if (typeof options.seed === "number") out.seed = options.seed;
   if (typeof options.size === "number") out.size = options.size;
   if (options.fit === "stretch" || options.fit === "center-square") out.fit = options.fit;
+  if (typeof options.jpegQuality === "number") out.jpegQuality = options.jpegQuality;
   return out;
 }
 
@@ -307,8 +328,10 @@ export async function ensurePrepared(
   dataset: string,
   root: string | undefined,
   log: (line: string) => void = console.log,
+  preset?: string,
 ): Promise<string> {
-  const cacheDir = defaultCacheDir(dataset);
+  const cacheDir = defaultCacheDir(dataset, preset);
+  const jpegQuality = referenceJpegQuality(dataset, preset);
   let manifest: { sourceRoot?: string; options?: Record<string, string | number> } | undefined;
   try {
     manifest = JSON.parse(await Deno.readTextFile(`${cacheDir}/manifest.json`));
@@ -317,7 +340,7 @@ export async function ensurePrepared(
   }
   if (!manifest) {
     log(`no cache for ${dataset} in ${cacheDir}: preparing it (once)`);
-    await prepareDataset({ dataset, root, cacheDir });
+    await prepareDataset({ dataset, root, cacheDir, jpegQuality });
     return cacheDir;
   }
   const recorded = manifest.sourceRoot;

@@ -55,6 +55,12 @@ export interface StorageSpec {
   channels: 1 | 3;
   /** How source images are brought to this size (raw-array formats are stored as-is and ignore it). */
   fit: StorageFit;
+  /**
+   * Re-encode the stored image as baseline JPEG at this quality and store its decode, as the
+   * authors' Stanford Dogs cache did (PIL `save(..., "JPEG")`, quality 75, 4:2:0; docs/protocol.md).
+   * Absent: the resized pixels are stored losslessly.
+   */
+  jpegQuality?: number;
 }
 
 /** A decoded image at the stored size plus the source image's size. */
@@ -108,12 +114,33 @@ export async function decodeToStorage(encoded: Uint8Array, spec: StorageSpec): P
   if (info.width !== spec.width || info.height !== spec.height) {
     throw new Error(`decoder returned ${info.width}x${info.height}, expected ${spec.width}x${spec.height}`);
   }
-  const px = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  let px = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (spec.jpegQuality !== undefined) {
+    px = await reencodeJpeg(px, info.width, info.height, info.channels, spec.jpegQuality);
+  }
   return {
     pixels: adaptChannels(px, info.channels, spec.channels, spec.width * spec.height),
     sourceWidth: sw,
     sourceHeight: sh,
   };
+}
+
+/**
+ * Encodes HWC uint8 pixels as baseline JPEG at `quality` (libjpeg's standard tables scaled as
+ * `jpeg_set_quality`, 4:2:0 chroma, as PIL's default save) and decodes them again.
+ */
+export async function reencodeJpeg(
+  px: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  quality: number,
+): Promise<Uint8Array> {
+  const sharp = await loadSharp();
+  const raw = { raw: { width, height, channels: channels as 1 | 3 | 4 } };
+  const jpeg = await sharp(px, raw).jpeg({ quality, chromaSubsampling: "4:2:0", mozjpeg: false }).toBuffer();
+  const { data } = await sharp(jpeg).raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** Converts interleaved pixels between channel counts (1 -> 3 replicates; n -> 1 keeps the first). */

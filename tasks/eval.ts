@@ -128,7 +128,8 @@ export async function main(args: string[], log: (line: string) => void = console
   });
   if (o.testLimit === "all") preset = { ...preset, testLimit: undefined };
 
-  const cache = await openCache(defaultCacheDir(info.id));
+  // The cache the run's preset trained on (named ImageFolders, Stanford Dogs' reference JPEG cache).
+  const cache = await openCache(defaultCacheDir(o.dataset, preset.name));
   const classNames = cache.manifest.classNames;
   const numClasses = info.numClasses ?? cache.manifest.numClasses;
   const facts = await initRuntime();

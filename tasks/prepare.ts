@@ -8,7 +8,13 @@
  */
 import { runMain } from "../runtime/errors.ts";
 import { assertWritableDir, choiceFlag, intFlag, parseCli, UsageError } from "../runtime/cli.ts";
-import { DATASETS, defaultCacheDir, getDataset, prepareDataset } from "../data/datasets.ts";
+import {
+  DATASETS,
+  defaultCacheDir,
+  getDataset,
+  prepareDataset,
+  referenceJpegQuality,
+} from "../data/datasets.ts";
 import { withPrepareLock } from "../train/run.ts";
 
 const USAGE = `usage: deno task prepare --dataset ID [--root DIR] [--cache DIR] [options]
@@ -26,6 +32,8 @@ options:
   --size N           imagefolder: stored square size (default 256)
   --fit MODE         imagefolder: center-square (default) | stretch
   --concurrency N    images decoded at once (default: CPUs, at least 4)
+  --preset P         the cache this preset trains on: paper (default) | reference (stanford-dogs:
+                     re-encoded as JPEG quality 75 like the authors' cache, in .cache/stanford-dogs-jpeg75)
   --force            rebuild even if the cache is up to date
   --list             list datasets with their layouts and default roots
   --help`;
@@ -43,6 +51,7 @@ async function main(): Promise<void> {
       size: { type: "string" },
       fit: { type: "string" },
       concurrency: { type: "string" },
+      preset: { type: "string" },
       force: { type: "boolean", default: false },
       list: { type: "boolean", default: false },
     },
@@ -64,7 +73,8 @@ async function main(): Promise<void> {
   getDataset(spec);
   const fit = choiceFlag(values.fit, "fit", ["stretch", "center-square"] as const, USAGE);
   const size = intFlag(values.size, "size", USAGE, { min: 8, max: 4096 });
-  const cacheDir = values.cache ?? defaultCacheDir(spec);
+  const preset = choiceFlag(values.preset, "preset", ["paper", "reference"] as const, USAGE);
+  const cacheDir = values.cache ?? defaultCacheDir(spec, preset);
   await assertWritableDir(cacheDir, "--cache", "prepare", [".cache"]);
   // A training (or another prepare) preparing the same cache: wait for it, then find it up to date.
   const result = await withPrepareLock(cacheDir, () =>
@@ -78,6 +88,7 @@ async function main(): Promise<void> {
       fit,
       concurrency: intFlag(values.concurrency, "concurrency", USAGE, { min: 1, max: 1024 }),
       force: values.force,
+      jpegQuality: referenceJpegQuality(spec, preset),
     }));
   const m = result.manifest;
   const counts = m.splitOrder.map((s) => `${s} ${m.splits[s].count}`).join(", ");

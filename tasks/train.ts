@@ -54,10 +54,11 @@ async function gitVersion(): Promise<string> {
  * (`--data`, or the root recorded in the cache) otherwise: a changed source is rebuilt, never
  * silently replaced by the old cache (data/datasets.ts ensurePrepared).
  */
-async function ensureCache(dataset: string, root: string | undefined) {
-  const dir = defaultCacheDir(dataset);
+async function ensureCache(dataset: string, root: string | undefined, preset: string) {
+  // The reference preset may read its own cache (Stanford Dogs re-encoded as JPEG 75).
+  const dir = defaultCacheDir(dataset, preset);
   // Concurrent trainings (a Slurm array) prepare once: the others wait, then find the manifest.
-  await withPrepareLock(dir, () => ensurePrepared(dataset, root));
+  await withPrepareLock(dir, () => ensurePrepared(dataset, root, console.log, preset));
   return await openCache(dir);
 }
 
@@ -81,7 +82,10 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   }
   const ledger = `${a.out}/results.csv`;
   if (a.resume && !(await exists(paths.checkpoint)) && !(await exists(done))) {
-    await assertNoDifferingRun(a.out, dir, `${a.model}_${info.id}_`, `_s${a.seed}`, { ...preset, seed: a.seed });
+    await assertNoDifferingRun(a.out, dir, `${a.model}_${info.id}_`, `_s${a.seed}`, {
+      ...preset,
+      seed: a.seed,
+    });
   }
   const inLedger = findLedgerRun(ledgerRows, {
     model: a.model,
@@ -91,7 +95,9 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   });
   if (!a.resume && !a.force && inLedger !== undefined) {
     console.log(
-      `${ledger}, line ${inLedger} already has ${a.model} on ${info.id} (${presetLabel(preset)}, seed ${a.seed}); ` +
+      `${ledger}, line ${inLedger} already has ${a.model} on ${info.id} (${
+        presetLabel(preset)
+      }, seed ${a.seed}); ` +
         `nothing to do. Pass --force to train it again (a second row), or use another --seed or --out`,
     );
     return undefined;
@@ -113,7 +119,7 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   console.log(describePreset(preset));
   console.log(`seed ${a.seed}, kernels ${a.kernels}, adapter ${facts.description}, run dir ${dir}`);
 
-  const cache = await ensureCache(a.dataset, a.data);
+  const cache = await ensureCache(a.dataset, a.data, preset.name);
   const numClasses = info.numClasses ?? cache.manifest.numClasses;
   if (!numClasses) {
     throw new UserError(`${info.id}: cannot tell the number of classes from the cache manifest`);

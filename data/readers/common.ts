@@ -62,6 +62,8 @@ export interface ReaderOptions {
   size?: number;
   /** Stored fit override (generic ImageFolder). */
   fit?: StorageFit;
+  /** Re-encode stored images as JPEG at this quality (Stanford Dogs' reference cache). */
+  jpegQuality?: number;
 }
 
 /** torchvision's `IMG_EXTENSIONS` (compared lower-case), i.e. the files ImageFolder picks up. */

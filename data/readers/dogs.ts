@@ -11,8 +11,9 @@
  *   or from text exports `train_list.txt` / `test_list.txt` with one such path per line; searched in
  *   the root and in `root/lists/`.
  *
- * Images are stored as the authors' cache: `Resize((256, 256))`, aspect distorted. (The authors
- * additionally round-tripped the cache through JPEG quality 75; we keep the lossless resize.)
+ * Images are stored as the authors' cache: `Resize((256, 256))`, aspect distorted. The authors
+ * additionally round-tripped the cache through JPEG quality 75: the reference preset's cache does
+ * the same (`jpegQuality` 75, a separate cache directory); the paper preset keeps the lossless resize.
  *
  * @module
  */
@@ -124,13 +125,21 @@ export async function openStanfordDogs(opts: ReaderOptions): Promise<DatasetSour
   } else {
     throw new UserError(`--split ${method}: Stanford Dogs splits are "random" (the paper's) or "official"`);
   }
+  // The reference preset's cache: the authors' JPEG round trip of the 256x256 image (data/images.ts).
+  const storage: StorageSpec = opts.jpegQuality === undefined
+    ? STORAGE
+    : { ...STORAGE, jpegQuality: opts.jpegQuality };
+  if (opts.jpegQuality !== undefined) {
+    options.jpegQuality = opts.jpegQuality;
+    notes.push(`stored images re-encoded as JPEG quality ${opts.jpegQuality} (the authors' cache)`);
+  }
   return {
     id: "stanford-dogs",
     format: "Stanford Dogs Images/",
     root,
     classNames: all.classes,
-    storage: STORAGE,
-    splits: [fileSplit("train", root, train, STORAGE), fileSplit("test", root, test, STORAGE)],
+    storage,
+    splits: [fileSplit("train", root, train, storage), fileSplit("test", root, test, storage)],
     sourceFiles,
     options,
     notes,
