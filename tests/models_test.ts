@@ -167,11 +167,77 @@ modelTest(
   },
 );
 
-modelTest("ghostnet", "ghostnet: re-parameterisation drops only branch parameters", () => {
-  const train = countModelOps("ghostnet", { numClasses: 10, imageSize: 224 });
-  const fused = countFused("ghostnet", 10);
-  assert(fused.params < train.params && fused.macs < train.macs);
-});
+modelTest(
+  "ghostnet",
+  "ghostnet: re-parameterisation drops exactly the branch parameters (names, shapes, counts)",
+  () => {
+    const spec = MODELS.ghostnet;
+    const o: ModelOptions = { ...spec.defaults, numClasses: 10, imageSize: 224 };
+    const train = new Params(0, true);
+    const net = spec.build(train, o);
+    const fused = new Params(0, true);
+    spec.reparameterize!(net, fused, o);
+    const shapes = (p: Params) => new Map(p.entries.map((e) => [e.name, e.shape.join("x")]));
+    const before = shapes(train), after = shapes(fused);
+    const branch = /\.(primary_rpr|cheap_rpr|dw_rpr)_/;
+    // Everything that is not a re-param branch survives unchanged (name and shape)...
+    for (const [n, s] of before) if (!branch.test(n)) assertEquals(after.get(n), s, `kept ${n}`);
+    // ...every branch entry is gone...
+    for (const n of after.keys()) assert(!branch.test(n), `branch parameter ${n} survived`);
+    // ...and the only new entries are one conv + bias per fused operator, from the §1.6 table:
+    // rows (k, exp, out, s) of the 9 bottlenecks; ghost modules in→exp and exp→out with
+    // init = out/2 (1×1 primary, 3×3 depthwise cheap op); a k×k depthwise conv_dw when s = 2.
+    const rows = [
+      [3, 16, 16, 1],
+      [3, 48, 24, 2],
+      [3, 72, 24, 1],
+      [5, 72, 40, 2],
+      [5, 120, 40, 1],
+      [3, 240, 80, 2],
+      [
+        3,
+        184,
+        80,
+        1,
+      ],
+      [3, 240, 160, 1],
+      [5, 720, 192, 1],
+    ];
+    const stage = ["0.0", "1.0", "2.0", "3.0", "4.0", "5.0", "6.0", "6.1", "7.0"];
+    const want = new Map<string, string>();
+    let cin = 16;
+    rows.forEach(([k, exp, out, s], i) => {
+      const b = `blocks.${stage[i]}`;
+      for (const [g, inp, oup] of [["ghost1", cin, exp], ["ghost2", exp, out]] as const) {
+        const init = oup / 2;
+        want.set(`${b}.${g}.primary_conv.0.weight`, `1x1x${inp}x${init}`);
+        want.set(`${b}.${g}.primary_conv.0.bias`, `${init}`);
+        want.set(`${b}.${g}.cheap_operation.0.weight`, `3x3x${init}x1`);
+        want.set(`${b}.${g}.cheap_operation.0.bias`, `${init}`);
+      }
+      if (s === 2) {
+        want.set(`${b}.conv_dw.weight`, `${k}x${k}x${exp}x1`);
+        want.set(`${b}.conv_dw.bias`, `${exp}`);
+      }
+      cin = out;
+    });
+    const added = new Map([...after].filter(([n]) => !before.has(n)));
+    assertEquals(added, want);
+    const removed = [...before.keys()].filter((n) => !after.has(n));
+    assertEquals(removed.length, 947 - 263 + want.size); // entry counts of the two networks
+    assertEquals([train.entries.length, fused.entries.length], [947, 263]);
+    // Trainable scalars: 2,277,278 (Appendix A) minus the branches' plus the fused operators'.
+    const numel = (s: string) => s.split("x").reduce((a, d) => a * Number(d), 1);
+    const trainable = new Set(train.entries.filter((e) => e.trainable).map((e) => e.name));
+    const dropped = removed.filter((n) => trainable.has(n)).reduce((a, n) => a + numel(before.get(n)!), 0);
+    const gained = [...want.values()].reduce((a, s) => a + numel(s), 0);
+    assertEquals(train.countTrainable(), 2_277_278);
+    assertEquals(fused.countTrainable(), 2_277_278 - dropped + gained);
+    const c = countFused("ghostnet", 10);
+    assertEquals(c.params, fused.countTrainable());
+    assert(c.macs < countModelOps("ghostnet", { numClasses: 10, imageSize: 224 }).macs);
+  },
+);
 
 /** Parameter names that must exist (reference PyTorch `state_dict` keys). */
 const NAMES: Record<string, string[]> = {
