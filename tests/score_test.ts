@@ -751,6 +751,8 @@ Deno.test("subprocess: --out outside results/ is denied with a readable message,
 });
 
 // Last test of the file (tests run in order): remove the temporary folders made above.
-Deno.test("cleanup: temporary folders", async () => {
-  for (const dir of tempDirs.splice(0)) await Deno.remove(dir, { recursive: true });
+Deno.test("cleanup: the temporary folders of the task tests are removed", async () => {
+  const dirs = tempDirs.splice(0);
+  for (const dir of dirs) await Deno.remove(dir, { recursive: true });
+  for (const dir of dirs) assert(!(await Deno.stat(dir).catch(() => undefined)), `${dir} still exists`);
 });
