@@ -20,6 +20,7 @@ import { type SeOptions, seShape, squeezeExciteStock, XS_SQUEEZE_EXCITE } from "
 import { registerXsKernels } from "./register.ts";
 import { matMulShape, XS_MATMUL } from "./matmul.ts";
 import { randomMask as randomMaskImpl } from "./random.ts";
+import { XS_CUTMIX_CE } from "./cross_entropy.ts";
 import {
   batchNormTrain as batchNormTrainImpl,
   type BatchNormTrainParams,
@@ -172,4 +173,22 @@ export function randomMask(scalars: Tensor, shape: number[], keep: number, site:
 export function batchNormTrain(x: Tensor, bn: BatchNormTrainParams, act: BnActivation = "identity"): Tensor {
   registerXsKernels();
   return batchNormTrainImpl(x, bn, act);
+}
+
+/**
+ * The CutMix-mixed, label-smoothed cross-entropy as one kernel (kernels/cross_entropy.ts): logits
+ * [B, C], labels y_a / y_b [B] int32, λ read from the step-scalar block `scalars`. Returns the
+ * batch-mean loss as a scalar; differentiable w.r.t. the logits.
+ */
+export function cutmixCrossEntropy(
+  logits: Tensor,
+  yA: Tensor,
+  yB: Tensor,
+  scalars: Tensor,
+  smoothing: number,
+): Tensor {
+  registerXsKernels();
+  const inputs = { logits, yA: tf.cast(yA, "int32"), yB: tf.cast(yB, "int32"), scalars };
+  const loss = tf.engine().runKernel(XS_CUTMIX_CE, inputs, { smoothing }) as Tensor;
+  return tf.reshape(loss, []);
 }

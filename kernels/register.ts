@@ -25,6 +25,15 @@ import { matMulKernelStock, matMulKernelWebGPU, XS_MATMUL } from "./matmul.ts";
 import { randomMaskCpu, randomMaskWebGPU, XS_RANDOM_MASK } from "./random.ts";
 import { registerBatchNormKernels } from "./batchnorm.ts";
 import {
+  crossEntropyCpu,
+  crossEntropyGradCpu,
+  crossEntropyGradWebGPU,
+  crossEntropyWebGPU,
+  registerCrossEntropyGradient,
+  XS_CUTMIX_CE,
+  XS_CUTMIX_CE_GRAD,
+} from "./cross_entropy.ts";
+import {
   seForwardStockKernel,
   seForwardWebGPU,
   seGradStockKernel,
@@ -56,6 +65,8 @@ export function registerXsKernels(): void {
   reg(XS_SQUEEZE_EXCITE_GRAD, "webgpu", seGradWebGPU);
   reg(XS_MATMUL, "webgpu", matMulKernelWebGPU);
   reg(XS_RANDOM_MASK, "webgpu", randomMaskWebGPU);
+  reg(XS_CUTMIX_CE, "webgpu", crossEntropyWebGPU);
+  reg(XS_CUTMIX_CE_GRAD, "webgpu", crossEntropyGradWebGPU);
 
   reg(XS_DEPTHWISE, "cpu", dwForwardStockKernel);
   reg(XS_DEPTHWISE_BACKPROP_INPUT, "cpu", dwInputGradStockKernel);
@@ -65,6 +76,9 @@ export function registerXsKernels(): void {
   reg(XS_SQUEEZE_EXCITE_GRAD, "cpu", seGradStockKernel);
   reg(XS_MATMUL, "cpu", matMulKernelStock);
   reg(XS_RANDOM_MASK, "cpu", randomMaskCpu);
+  reg(XS_CUTMIX_CE, "cpu", crossEntropyCpu);
+  reg(XS_CUTMIX_CE_GRAD, "cpu", crossEntropyGradCpu);
+  registerCrossEntropyGradient();
   registerBatchNormKernels();
 
   if (tf.getGradient(XS_DEPTHWISE) === undefined) {

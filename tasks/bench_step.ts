@@ -75,8 +75,8 @@ function syntheticBatch(b: number, size: number, classes: number, seed: number) 
     size,
     3,
   ]);
-  const y = tf.tensor1d(Int32Array.from({ length: b }, () => rng.int(0, classes)), "int32");
-  const yB = tf.tensor1d(Int32Array.from({ length: b }, () => rng.int(0, classes)), "int32");
+  const y = tf.tensor1d(Int32Array.from({ length: b }, () => rng.int(0, classes - 1)), "int32");
+  const yB = tf.tensor1d(Int32Array.from({ length: b }, () => rng.int(0, classes - 1)), "int32");
   if (tf.getBackend() === "webgpu") {
     for (const t of [x, y, yB]) gpuBufferOf(tf.backend() as WebGPUBackend, t);
   }

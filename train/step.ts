@@ -5,6 +5,9 @@
  *     forward (training mode) → CutMix-mixed, label-smoothed cross-entropy → gradients → Adam
  *     → loss·valid and correct predictions added to the on-device metric accumulator
  *
+ * With custom kernels the loss, Adam and the accumulation are one kernel each (kernels/
+ * cross_entropy.ts, kernels/adam.ts, kernels/accumulate.ts); with stock kernels plain tfjs ops.
+ *
  * Everything that changes from step to step (Adam's step size and bias correction, the CutMix λ,
  * the dropout / stochastic-depth RNG key and counter) is written once into the step-scalar block
  * (kernels/step_scalars.ts) before the step, and parameters, Adam moments, BN statistics and the
@@ -30,13 +33,13 @@ import {
   tensorBytes,
   writeTensor,
 } from "../runtime/gpu.ts";
-import { adamStepScalars, type KernelChoice, STEP_SCALARS } from "../kernels/mod.ts";
+import { adamStepScalars, cutmixCrossEntropy, type KernelChoice, STEP_SCALARS } from "../kernels/mod.ts";
 import { accumulateMetrics } from "../kernels/accumulate.ts";
 import type { Ctx, Model } from "../models/core.ts";
 import type { Rng } from "../runtime/rng.ts";
 import type { TrainBatch } from "../data/types.ts";
 import { type AdamState, applyAdam } from "./optimizer.ts";
-import { countCorrect, cutmixSmoothedCrossEntropy } from "./loss.ts";
+import { cutmixSmoothedCrossEntropy } from "./loss.ts";
 
 /** How full-batch steps run: recorded once and replayed, or every step through tfjs. */
 export type StepMode = "recorded" | "eager";
@@ -137,16 +140,20 @@ export class TrainStep {
     const ctx = this.#ctx;
     ctx.random = { scalars: this.#scalars, site: 0 };
     let logits!: Tensor;
+    const smoothing = this.#o.labelSmoothing;
     const { value, grads } = tf.variableGrads(() => {
       logits = tf.keep(this.#model.apply(x, ctx));
+      if (this.#o.kernels === "custom") {
+        return cutmixCrossEntropy(logits, yA, yB, this.#scalars, smoothing) as tf.Scalar;
+      }
       const lambda = tf.slice(this.#scalars, [STEP_SCALARS.lambda], [1]);
-      return cutmixSmoothedCrossEntropy(logits, yA, yB, lambda, this.#o.labelSmoothing) as tf.Scalar;
+      return cutmixSmoothedCrossEntropy(logits, yA, yB, lambda, smoothing) as tf.Scalar;
     }, this.#vars);
     applyAdam(this.#vars, this.#vars.map((v) => grads[v.name]), this.#adam, lr, {
       kernels: this.#o.kernels,
       scalars: this.#scalars,
     });
-    tf.tidy(() => accumulateMetrics(this.#acc, value, countCorrect(logits, yA), valid));
+    accumulateMetrics(this.#acc, value, logits, yA, valid);
     tf.dispose([value, grads, logits]);
     ctx.random = undefined;
   }
