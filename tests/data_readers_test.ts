@@ -16,7 +16,9 @@ import {
 } from "../data/readers/sklearn_split.ts";
 import { dictGet, readPickle } from "../data/readers/pickle.ts";
 import { UserError } from "../runtime/errors.ts";
+import { decodeToStorage } from "../data/images.ts";
 import {
+  gradientJpeg,
   type ImageTruth,
   WNIDS,
   writeCifar,
@@ -186,8 +188,9 @@ const haveRealFm = (() => {
 
 Deno.test({
   name: "fashion-mnist real data: 60,000 / 10,000, 6,000 / 1,000 per class, first label from the IDX file",
-  ignore: !haveRealFm,
+  ignore: !haveRealFm && Deno.env.get("XS_REQUIRE_DATA") !== "1", // XS_REQUIRE_DATA=1 (CI): missing data fails
   fn: async () => {
+    assert.ok(haveRealFm, `XS_REQUIRE_DATA=1 but ${REAL_FM} has no Fashion-MNIST`);
     const root = await tmp();
     const cacheDir = join(root, "cache");
     const r = await prep({ dataset: "fashion-mnist", cacheDir });
@@ -262,7 +265,8 @@ Deno.test("numpy RandomState and sklearn's stratified split reproduce numpy's ow
   assert.deepEqual(new NumpyRandomState(42).permutation(10), [8, 1, 5, 0, 7, 2, 9, 4, 3, 6]);
   assert.deepEqual(new NumpyRandomState(7).choiceNoReplace([3, 5, 8, 13, 21], 3), [3, 13, 8]);
   // HAM-like labels (class sizes / 10, order = RandomState(1).permutation), split as the paper does;
-  // goldens from a transcription of sklearn's StratifiedShuffleSplit run on numpy 2.4.
+  // goldens first computed by a transcription of sklearn's StratifiedShuffleSplit, since checked
+  // against scikit-learn 1.2.1 itself (the next test runs train_test_split on these labels).
   const y: number[] = [];
   [33, 51, 110, 12, 111, 670, 14].forEach((k, c) => y.push(...new Array(k).fill(c)));
   new NumpyRandomState(1).shuffle(y);
@@ -287,6 +291,65 @@ Deno.test("numpy RandomState and sklearn's stratified split reproduce numpy's ow
     1006,
     22,
   ]);
+});
+
+const PYTHON = Deno.env.get("XS_PYTHON") ?? "/usr/bin/python3";
+const SKLEARN_SCRIPT = new URL("./sklearn_split_reference.py", import.meta.url).pathname;
+/** Why scikit-learn cannot run here (undefined when it can). `XS_REQUIRE_TORCH=1` makes it a failure. */
+const noSklearn = await (async () => {
+  if ((await Deno.permissions.query({ name: "run", command: PYTHON })).state !== "granted") {
+    return `no --allow-run permission for ${PYTHON}`;
+  }
+  try {
+    const out = await new Deno.Command(PYTHON, { args: [SKLEARN_SCRIPT, "--check"], stdout: "piped" })
+      .output();
+    return out.code === 0 ? undefined : `${PYTHON} cannot import sklearn (install python3-sklearn)`;
+  } catch (err) {
+    return `${PYTHON} does not run: ${(err as Error).message}`;
+  }
+})();
+
+Deno.test({
+  name: "sklearn train_test_split itself (run now) gives the HAM10000 split members our reader computes",
+  ignore: noSklearn !== undefined && Deno.env.get("XS_REQUIRE_TORCH") !== "1",
+  fn: async () => {
+    assert.ok(noSklearn === undefined, `scikit-learn required (XS_REQUIRE_TORCH=1): ${noSklearn}`);
+    // HAM10000's class sizes (spec §3.1): in class order, shuffled, and a small set with a tiny class.
+    const counts = [327, 514, 1099, 115, 1113, 6705, 142];
+    const sorted: number[] = [];
+    counts.forEach((k, c) => sorted.push(...new Array(k).fill(c)));
+    const shuffled = sorted.slice();
+    new NumpyRandomState(1).shuffle(shuffled);
+    const small: number[] = [];
+    [33, 51, 110, 12, 111, 670, 14].forEach((k, c) => small.push(...new Array(k).fill(c)));
+    new NumpyRandomState(1).shuffle(small);
+    const cases = [
+      { labels: sorted, seed: 42 },
+      { labels: shuffled, seed: 42 },
+      { labels: small, seed: 42 },
+      { labels: small, seed: 0 },
+    ];
+    const dir = await tmp();
+    await Deno.writeTextFile(join(dir, "cases.json"), JSON.stringify(cases));
+    const out = await new Deno.Command(PYTHON, {
+      args: [SKLEARN_SCRIPT, join(dir, "cases.json")],
+      stdout: "piped",
+    })
+      .output();
+    assert.equal(out.code, 0, "sklearn_split_reference.py failed");
+    const want = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+      first: number[][];
+      second: number[][];
+    }[];
+    cases.forEach((c, i) => {
+      const first = sklearnStratifiedSplit(c.labels, 0.15, c.seed);
+      const second = sklearnStratifiedSplit(first.train.map((k) => c.labels[k]), 0.17647058823529413, c.seed);
+      const what = `case ${i} (n ${c.labels.length}, seed ${c.seed})`;
+      assert.deepEqual([first.train, first.test], want[i].first, `${what}: first split`);
+      assert.deepEqual([second.train, second.test], want[i].second, `${what}: second split`);
+    });
+    await Deno.remove(dir, { recursive: true });
+  },
 });
 
 Deno.test("ham10000: sorted dx classes, sklearn's 70/15/15 split (random_state 42), persisted", async () => {
@@ -378,6 +441,81 @@ Deno.test("miniplaces: class ids from categories.txt (sub-categories), val as te
   const train = join(root, "data", "train.txt");
   await Deno.writeTextFile(train, "train/a/abbey/00000001.jpg 2\n");
   await assert.rejects(prep({ dataset: "miniplaces", root, cacheDir }), /folder a\/abbey is class 0/);
+  await Deno.remove(root, { recursive: true });
+});
+
+/**
+ * Checks a stored image of a `gradientPixels` source (w × h, of which the window starting at
+ * (x0, y0) of size cw × ch was resampled to dw × dh): red follows the stored column, green the
+ * row, blue is constant, at the values a centred linear resample of the ramps gives. The outermost
+ * stored pixels are skipped (the resampling filter is clamped there); JPEG costs a few levels.
+ */
+function checkGradient(
+  px: Uint8Array,
+  d: { w: number; h: number },
+  src: { w: number; h: number; x0: number; y0: number; cw: number; ch: number },
+  blue: number,
+  what: string,
+) {
+  const tol = 8;
+  const ramp = (j: number, n: number, start: number, crop: number, full: number) =>
+    20 + (200 * (start + ((j + 0.5) * crop) / n - 0.5)) / (full - 1);
+  for (let y = 1; y < d.h - 1; y++) {
+    for (let x = 1; x < d.w - 1; x++) {
+      const i = (y * d.w + x) * 3;
+      const want = [ramp(x, d.w, src.x0, src.cw, src.w), ramp(y, d.h, src.y0, src.ch, src.h), blue];
+      for (let c = 0; c < 3; c++) {
+        if (Math.abs(px[i + c] - want[c]) > tol) {
+          assert.fail(
+            `${what}: pixel (x ${x}, y ${y}) channel ${c} = ${px[i + c]}, want ${want[c].toFixed(1)}`,
+          );
+        }
+      }
+    }
+  }
+}
+
+Deno.test("JPEG decode: orientation, no transposition, RGB order (gradient fixtures, stretch and centre square)", async () => {
+  // Wide and tall sources: a transposed decode cannot pass both.
+  for (const [w, h, blue] of [[40, 24, 60], [24, 40, 180]]) {
+    const jpeg = await gradientJpeg(w, h, blue);
+    const full = { w, h, x0: 0, y0: 0, cw: w, ch: h };
+    const stretched = await decodeToStorage(jpeg, { width: 16, height: 12, channels: 3, fit: "stretch" });
+    assert.deepEqual([stretched.sourceWidth, stretched.sourceHeight], [w, h]);
+    checkGradient(stretched.pixels, { w: 16, h: 12 }, full, blue, `${w}x${h} stretch`);
+    const s = Math.min(w, h);
+    const square = await decodeToStorage(jpeg, { width: 16, height: 16, channels: 3, fit: "center-square" });
+    const crop = { w, h, x0: Math.floor((w - s) / 2), y0: Math.floor((h - s) / 2), cw: s, ch: s };
+    checkGradient(square.pixels, { w: 16, h: 16 }, crop, blue, `${w}x${h} centre square`);
+  }
+  // Through a dataset: the cache holds the same structure.
+  const root = await tmp();
+  const files: [string, number, number, number][] = [
+    ["train/a/0.jpg", 40, 24, 60],
+    ["train/b/0.jpg", 24, 40, 180],
+    ["test/a/0.jpg", 32, 20, 100],
+    ["test/b/0.jpg", 20, 32, 140],
+  ];
+  for (const [path, w, h, blue] of files) {
+    await Deno.mkdir(join(root, path, ".."), { recursive: true });
+    await Deno.writeFile(join(root, path), await gradientJpeg(w, h, blue));
+  }
+  const cacheDir = join(root, "cache");
+  await prep({ dataset: "imagefolder", root, cacheDir, size: 16, fit: "stretch" });
+  for (const split of ["train", "test"] as const) {
+    const got = await readAll(cacheDir, split);
+    const mine = files.filter(([p]) => p.startsWith(split));
+    assert.deepEqual(got.labels, [0, 1]);
+    mine.forEach(([path, w, h, blue], i) =>
+      checkGradient(
+        got.images.subarray(i * 768, (i + 1) * 768),
+        { w: 16, h: 16 },
+        { w, h, x0: 0, y0: 0, cw: w, ch: h },
+        blue,
+        path,
+      )
+    );
+  }
   await Deno.remove(root, { recursive: true });
 });
 

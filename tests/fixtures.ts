@@ -392,6 +392,29 @@ export async function matFileList(files: string[], labels: number[]): Promise<Ui
 }
 
 // ---------------------------------------------------------------------------------------------
+/**
+ * Structured raw RGB pixels: red rises left to right (20 → 220), green rises top to bottom
+ * (20 → 220), blue is the constant `blue`. A mirrored, flipped or transposed decode, or a swapped
+ * channel order, moves every one of these three ramps (solid colours would survive all of them).
+ */
+export function gradientPixels(w: number, h: number, blue: number): Uint8Array {
+  const px = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 3;
+      px[i] = Math.round(20 + (200 * x) / (w - 1));
+      px[i + 1] = Math.round(20 + (200 * y) / (h - 1));
+      px[i + 2] = blue;
+    }
+  }
+  return px;
+}
+
+/** {@link gradientPixels} encoded by sharp's JPEG encoder (quality 95, no chroma subsampling). */
+export function gradientJpeg(w: number, h: number, blue: number): Promise<Uint8Array> {
+  return encode(gradientPixels(w, h, blue), w, h, "jpeg");
+}
+
 // Image-file datasets
 
 /** One generated image: where, its class, and the solid colour it was drawn with. */
