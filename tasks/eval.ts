@@ -16,7 +16,6 @@ import "../models/zoo.ts";
 import { buildModel, modelSpec } from "../models/registry.ts";
 import { largestActivation } from "../models/inspect.ts";
 import type { KernelChoice, ModelOptions } from "../models/core.ts";
-import { setDefaultKernels } from "../kernels/mod.ts";
 import { defaultCacheDir, getDataset } from "../data/datasets.ts";
 import { openCache } from "../data/cache.ts";
 import { createEvalLoader, fromCacheSplit } from "../data/loader.ts";
@@ -133,7 +132,6 @@ export async function main(args: string[], log: (line: string) => void = console
   const classNames = cache.manifest.classNames;
   const numClasses = info.numClasses ?? cache.manifest.numClasses;
   const facts = await initRuntime();
-  setDefaultKernels(o.kernels);
   const modelOptions: ModelOptions = {
     ...preset.modelOptions,
     numClasses,
