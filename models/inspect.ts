@@ -126,3 +126,18 @@ export function largestActivation(
   });
   return best;
 }
+
+/**
+ * Where model `id` at options `o` would produce an empty tensor (a spatial size below 1: the input
+ * is too small for its downsampling), as "op [shape]", or undefined when every tensor is non-empty.
+ */
+export function emptyActivation(id: string, o: ModelOptions): string | undefined {
+  let where: string | undefined;
+  traceForward(id, o, 1, true, (op, inputs, output) => {
+    for (const t of [...inputs, output]) {
+      const shape = shapeOf(t);
+      if (where === undefined && shape?.some((d) => !(d >= 1))) where = `${op} [${shape}]`;
+    }
+  });
+  return where;
+}

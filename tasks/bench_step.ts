@@ -31,7 +31,7 @@ import { writeFileAtomic } from "../runtime/fs.ts";
 import { Rng } from "../runtime/rng.ts";
 import "../models/zoo.ts";
 import { buildModel, MODELS } from "../models/registry.ts";
-import { largestActivation } from "../models/inspect.ts";
+import { emptyActivation, largestActivation } from "../models/inspect.ts";
 import type { KernelChoice } from "../models/core.ts";
 import { createAdamState, disposeAdamState } from "../train/optimizer.ts";
 import { type StepMode, TrainStep } from "../train/step.ts";
@@ -265,6 +265,8 @@ async function main(): Promise<void> {
         steps: kernels === "stock" ? Math.min(steps, 2) : steps,
       };
       try {
+        const empty = emptyActivation(id, { numClasses, imageSize });
+        if (empty) throw new UserError(`${id} does not run at ${imageSize} px: ${empty} is empty`);
         const big = largestActivation(id, { numClasses, imageSize }, batch);
         assertBindable(big.elements * 4, `${id} at ${imageSize} px, batch ${batch}: ${big.where}`);
         const r = await benchStep(id, o);

@@ -12,7 +12,7 @@ import { tf } from "../runtime/tf.ts";
 import "../models/zoo.ts";
 import { buildModel, modelSpec } from "../models/registry.ts";
 import type { ModelOptions } from "../models/core.ts";
-import { largestActivation } from "../models/inspect.ts";
+import { emptyActivation, largestActivation } from "../models/inspect.ts";
 import { defaultCacheDir, ensurePrepared, getDataset } from "../data/datasets.ts";
 import { assertWritableDir } from "../runtime/cli.ts";
 import { assertNoDifferingRun } from "../train/identity.ts";
@@ -132,6 +132,12 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   };
   // --init-from is checked (names, shapes) before any training.
   const init = a.initFrom ? await readInitWeights(a.initFrom, a.model, modelOptions) : undefined;
+  const empty = emptyActivation(a.model, modelOptions);
+  if (empty) {
+    throw new UserError(
+      `${a.model} does not run at --image-size ${preset.imageSize}: ${empty} is empty; use a larger --image-size`,
+    );
+  }
   // One image's largest activation, from meta-mode shapes; a batch's is B times as large.
   const big = largestActivation(a.model, modelOptions, 1);
   const limit = facts.limits.maxStorageBufferBindingSize;

@@ -4,7 +4,7 @@
  * with PyTorch padding k // 2, and a largest tensor computed from ConvMixer's definition.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { kernelShapes, largestActivation } from "../models/inspect.ts";
+import { emptyActivation, kernelShapes, largestActivation } from "../models/inspect.ts";
 import { ops } from "../models/core.ts";
 import type { DwLayerShape, SeLayerShape, ZooLayerShape } from "../kernels/zoo_shapes.ts";
 
@@ -85,4 +85,11 @@ Deno.test("inspect: ConvMixer's largest tensor is the padded input of its 5×5 d
   // At 32 px with patch 14 the grid is 2×2; padded by 2 it still outgrows the 32×32×3 input.
   const tiny = largestActivation("convmixer", { numClasses: 10, imageSize: 32, patchSize: 14 }, 1);
   assertEquals(tiny, { elements: 6 * 6 * 512, where: "padded conv input [1,2,2,512]" });
+});
+
+Deno.test("emptyActivation: an input too small for a model's downsampling is found before any GPU work", () => {
+  // GhostNet downsamples by 32 and its 1×5 / 5×1 DFC gates pool by 2 more: 16 px leaves a 0×0 map.
+  const where = emptyActivation("ghostnet", { numClasses: 10, imageSize: 16 });
+  assert(where !== undefined && /\[1,0,0,\d+\]/.test(where), `ghostnet at 16 px: ${where}`);
+  assertEquals(emptyActivation("mobilenet", { numClasses: 10, imageSize: 32 }), undefined);
 });
