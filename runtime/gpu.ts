@@ -255,6 +255,25 @@ export function invalidateCpuCopy(backend: WebGPUBackend, t: tf.TensorInfo): voi
   if (data) data.values = null;
 }
 
+/**
+ * For a recorded program's persistent tensors: true when each still sits in the buffer it was
+ * recorded with (`buffers`, same order); also drops their CPU copies (the program writes them).
+ */
+export function sameBuffersAndInvalidate(
+  backend: WebGPUBackend,
+  tensors: readonly tf.TensorInfo[],
+  buffers: readonly GPUBuffer[],
+): boolean {
+  const map = internals(backend).tensorMap;
+  let same = tensors.length === buffers.length;
+  for (let i = 0; i < tensors.length; i++) {
+    const d = map.get(tensors[i].dataId);
+    if (!d || d.resource !== buffers[i]) same = false;
+    else d.values = null;
+  }
+  return same;
+}
+
 /** Bytes of a tensor's data (4 per element: float32, int32 and bool alike on WebGPU). */
 export function tensorBytes(t: tf.TensorInfo): number {
   return 4 * t.shape.reduce((a, b) => a * b, 1);

@@ -30,6 +30,7 @@ import {
   NotRecordableError,
   recordCommands,
   type RecordedProgram,
+  sameBuffersAndInvalidate,
   tensorBytes,
   writeTensor,
 } from "../runtime/gpu.ts";
@@ -84,7 +85,8 @@ export class TrainStep {
   readonly #gpu: WebGPUBackend | undefined;
   #slots: { x: Tensor; yA: Tensor; yB: Tensor } | undefined;
   #plan: RecordedProgram | undefined;
-  /** Buffers of the persistent tensors the plan binds, as recorded (a change invalidates it). */
+  /** The persistent tensors the plan binds and their buffers as recorded (a change invalidates it). */
+  #planTensors: Tensor[] = [];
   #planState: GPUBuffer[] = [];
   #warm = false;
   #recordable: boolean;
@@ -161,7 +163,10 @@ export class TrainStep {
   /** Full batch on WebGPU: replay the plan, or record it on the first call after the warm-up. */
   #runRecorded(batch: TrainBatch, lr: number): void {
     const gpu = this.#gpu!;
-    if (this.#plan && !this.#stateUnchanged()) this.#dropPlan("a parameter or state tensor moved");
+    // The replay writes the state behind tfjs's back, so its CPU copies are dropped here too.
+    if (this.#plan && !sameBuffersAndInvalidate(gpu, this.#planTensors, this.#planState)) {
+      this.#dropPlan("a parameter or state tensor moved");
+    }
     const slots = this.#slots ??= {
       x: tf.zeros(batch.x.shape, "float32"),
       yA: tf.zeros(batch.yA.shape, "int32"),
@@ -181,8 +186,6 @@ export class TrainStep {
         size: tensorBytes(b),
       }));
       this.#plan.replay(copies);
-      // The replay wrote the state behind tfjs's back: values it read earlier are stale now.
-      for (const t of this.#stateTensors()) invalidateCpuCopy(gpu, t);
       this.#adam.step += 1; // what applyAdam does on the eager path
       this.path = "replayed";
       return;
@@ -191,7 +194,8 @@ export class TrainStep {
     try {
       this.#plan = recordCommands(gpu, () =>
         this.#compute(slots.x, slots.yA, slots.yB, batch.valid, lr)).program;
-      this.#planState = this.#stateTensors().map((t) => gpuBufferOf(gpu, t));
+      this.#planTensors = this.#stateTensors();
+      this.#planState = this.#planTensors.map((t) => gpuBufferOf(gpu, t));
       this.path = "recorded";
     } catch (e) {
       if (!(e instanceof NotRecordableError)) throw e;
@@ -214,15 +218,6 @@ export class TrainStep {
       s.yA,
       s.yB,
     ];
-  }
-
-  #stateUnchanged(): boolean {
-    const ts = this.#stateTensors();
-    if (ts.length !== this.#planState.length) return false;
-    for (let i = 0; i < ts.length; i++) {
-      if (gpuBufferOf(this.#gpu!, ts[i]) !== this.#planState[i]) return false;
-    }
-    return true;
   }
 
   #dropPlan(why: string): void {
