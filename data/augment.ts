@@ -1,6 +1,6 @@
 /**
  * GPU data augmentation: WGSL kernels that turn a uint8 HWC batch into the normalised float32
- * NHWC batch the models consume, with torchvision/PIL semantics (reference-spec §2, §3.1).
+ * NHWC batch the models consume, with torchvision/PIL semantics (docs/protocol.md §1.3, §2.3).
  *
  * Pipeline of one batch (each stage one tfjs WebGPU program, so tfjs owns ordering and buffers):
  * 1. upload: the uint8 batch `[B, H, W, C]` goes up as one int32 per RGB pixel (grey replicated);
@@ -749,7 +749,7 @@ export function randomErasingBox(rng: Rng, size: number, op: RandomErasingOp): B
   return undefined;
 }
 
-/** CutMix parameters of one batch, exactly as coded (reference-spec §2). */
+/** CutMix parameters of one batch, exactly as coded (docs/protocol.md §1.3). */
 export interface CutMixPlan extends CutMixBox {
   /** perm[i]: the image pasted into image i (rows ≥ valid map to themselves). */
   perm: Int32Array;

@@ -1,6 +1,6 @@
 /**
- * Per-dataset data protocols as data: the transform lists of the reference code (reference-spec
- * §3.1), the paper's uniform protocol, and the two extra datasets (Fashion-MNIST, ImageFolder).
+ * Per-dataset data protocols as data: the transform lists of the reference code (docs/protocol.md
+ * §2.2), the paper's uniform protocol, and the two extra datasets (Fashion-MNIST, ImageFolder).
  * The loader (data/loader.ts) compiles these lists into GPU augmentation plans (data/augment.ts).
  *
  * Sizes inside the ops are in the protocol's own pixels (`inputSize` is the model input they were
@@ -86,7 +86,7 @@ export type EvalOp = ResizeOp | CenterCropOp;
 export interface DatasetProtocol {
   /** Canonical dataset id (score/xscore.ts CANONICAL_DATASETS, plus "imagefolder"). */
   dataset: string;
-  /** "reference" (as coded, reference-spec §3.1) or "paper" (the paper's uniform pipeline). */
+  /** "reference" (as coded, docs/protocol.md §2.2) or "paper" (the paper's uniform pipeline). */
   preset: "reference" | "paper";
   /** Model input size the op sizes are written for. */
   inputSize: number;
@@ -112,7 +112,7 @@ export interface DatasetProtocol {
 
 const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
-/** MIT Indoor-67 and MiniPlaces scripts write 0.22 for the blue std (sic, reference-spec §3.1). */
+/** MIT Indoor-67 and MiniPlaces scripts write 0.22 for the blue std (sic, docs/protocol.md §2.2). */
 const IMAGENET_STD_SIC: [number, number, number] = [0.229, 0.224, 0.22];
 const FMNIST_MEAN: [number, number, number] = [0.2860, 0.2860, 0.2860];
 const FMNIST_STD: [number, number, number] = [0.3530, 0.3530, 0.3530];
@@ -136,7 +136,7 @@ function ref(
   return { preset: "reference", cutmix: true, notes: [], ...p };
 }
 
-/** The reference code's protocols (reference-spec §3.1), keyed by dataset id. */
+/** The reference code's protocols (docs/protocol.md §2.2), keyed by dataset id. */
 export const REFERENCE_PROTOCOLS: Readonly<Record<string, DatasetProtocol>> = {
   "cifar10": ref({
     dataset: "cifar10",
@@ -264,7 +264,7 @@ function lookup(dataset: string): DatasetProtocol {
   return p;
 }
 
-/** The reference code's protocol for `dataset` (reference-spec §3.1); throws UserError if unknown. */
+/** The reference code's protocol for `dataset` (docs/protocol.md §2.2); throws UserError if unknown. */
 export function referenceProtocol(dataset: string): DatasetProtocol {
   const p = lookup(dataset);
   return structuredClone(p);

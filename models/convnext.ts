@@ -1,6 +1,6 @@
 /**
  * The reference's small ConvNeXt (`convnext.py` `ConvNextModel` → `ConvNext(layer_dims=[32, 64,
- * 128, 512], depths=[1, 1, 1, 1], patch_size=4, drop_rate=0)`, reference-spec §1.3).
+ * 128, 512], depths=[1, 1, 1, 1], patch_size=4, drop_rate=0)`, docs/protocol.md §4.2).
  *
  * Two LayerNorm flavours appear in the reference, and they differ only in how fvcore counts them:
  * the "channels_first" LN of the stem and the downsamplers is written by hand (mean/pow/sqrt: not

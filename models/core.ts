@@ -179,7 +179,7 @@ export interface OpCounts {
   /** Multiply-accumulates of convolutions, linear layers and matmuls (attention included). */
   macs: number;
   /**
-   * FLOPs as fvcore's FlopCountAnalysis reports them (reference-spec §1.13): conv/linear MACs,
+   * FLOPs as fvcore's FlopCountAnalysis reports them (docs/protocol.md §4.4): conv/linear MACs,
    * batch-norm 2 per element, F.layer_norm 5 per element, adaptive avg-pool 1 per input element,
    * nearest upsample 1 per output element; attention matmuls not counted.
    */
@@ -273,7 +273,7 @@ export const ops = {
       return o.bias ? tf.add(y, o.bias) : y;
     }
     if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && ph === 0 && pw === 0) {
-      // 1×1 convs as matmuls: the stock Conv2D backprop-filter kernel is far slower (issue 7).
+      // 1×1 convs as matmuls: the stock Conv2D backprop-filter kernel is far slower (BENCHMARKS.md).
       const y = matMul(tf.reshape(x, [-1, cin]), tf.reshape(w, [cin, cout]), false, false, ctx.kernels);
       return tf.reshape(o.bias ? tf.add(y, o.bias) : y, [b, h, wd, cout]);
     }
@@ -325,7 +325,7 @@ export const ops = {
    * BatchNorm over all axes but the last (PyTorch BatchNorm2d/1d): batch statistics in training,
    * updating the running stats with momentum 0.1 and the unbiased variance; running stats in eval.
    * With `kernels: "custom"` on webgpu, training runs the fused kernels of kernels/batchnorm.ts
-   * (issue 7), which also fuse `act` when it is relu, relu6 or silu.
+   * (BENCHMARKS.md), which also fuse `act` when it is relu, relu6 or silu.
    */
   batchNorm(x: Tensor, bn: BatchNormParams, ctx: Ctx, act: Activation = "identity"): Tensor {
     if (isMeta(x)) {

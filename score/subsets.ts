@@ -6,7 +6,7 @@
  * rank agreement (Kendall τ-b, Spearman ρ). A least-squares predictor of the full xScore from the
  * subset's normalised accuracies (with intercept) shows how well the subset could *predict* the score.
  *
- * The paper's "4-dataset xScore" column is not reproducible by any of these (reference-spec §4.3), so
+ * The paper's "4-dataset xScore" column is not reproducible by any of these (docs/protocol.md §5.4), so
  * this module does not try to emit it.
  *
  * @module

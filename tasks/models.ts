@@ -22,7 +22,7 @@ running it (no GPU), beside the paper's Table 1.
   --json            machine-readable output
   --help            this text`;
 
-/** Paper Table 1 (seed-paper.md), keyed by registry id: Params (M), FLOPs (M) as printed. */
+/** Paper Table 1 (docs/protocol.md §4.4), keyed by registry id: Params (M), FLOPs (M) as printed. */
 export const TABLE1: Record<string, { name: string; paramsM: number; flopsM: number }> = {
   convmixer: { name: "ConvMixer", paramsM: 2.38, flopsM: 2347 },
   convnext: { name: "ConvNext", paramsM: 2.65, flopsM: 221 },
@@ -37,7 +37,7 @@ export const TABLE1: Record<string, { name: string; paramsM: number; flopsM: num
   tinynet: { name: "TinyNet", paramsM: 2.52, flopsM: 253 },
 };
 
-/** Why our count differs from Table 1 where it does (reference-spec §1.13). */
+/** Why our count differs from Table 1 where it does (docs/protocol.md §4.4). */
 const KNOWN_DIFFERENCES: Record<string, string> = {
   mobilenet: "Table 1 FLOPs 253 is TinyNet's value (copy error); torchvision MobileNetV2 is ~313",
   mobilevit: "Table 1 params exclude every transformer-encoder-layer param (column Params†)",

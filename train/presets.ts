@@ -4,7 +4,7 @@
  *
  * - `paper` (default): the paper's uniform protocol — 224 px, batch 32, CutMix + flip +
  *   ColorJitter, lr_max 1e-3 (MobileViT 1e-4), lr_min 1e-5, 100 epochs.
- * - `reference`: what the authors' scripts actually do (reference-spec §2, §3.1, §5): the
+ * - `reference`: what the authors' scripts actually do (docs/protocol.md §1, §2.2, §3): the
  *   per-dataset transform tables of data/protocol.ts (Imagenette at 160 px, RandAugment and
  *   RandomErasing where used, HAM flip only, per-dataset normalisation), batch 64 on five
  *   CIFAR-10 runs, and the per-run LR and model-option exceptions below.
@@ -53,18 +53,18 @@ export interface Preset {
 /** lr_max of the paper: 1e-3, MobileViT 1e-4. */
 const PAPER_LR_MAX: Record<string, number> = { mobilevit: 1e-4 };
 
-/** Per-run lr_max exceptions of the reference scripts (reference-spec §2, §5 #4). */
+/** Per-run lr_max exceptions of the reference scripts (docs/protocol.md §3 #4). */
 const REFERENCE_LR_MAX: Record<string, number> = {
   "ham10000/mobilevit": 1e-3,
   "stanford-dogs/tinynet": 1e-4,
 };
 
-/** Reference scripts with train batch 64 (reference-spec §5 #5). */
+/** Reference scripts with train batch 64 (docs/protocol.md §3 #5). */
 const REFERENCE_BATCH_64 = new Set(
   ["convmixer", "efficientnet", "fbnet", "ghostnet", "shufflenet"].map((m) => `cifar10/${m}`),
 );
 
-/** Per-run model options of the reference scripts (reference-spec §5 #3, #19). */
+/** Per-run model options of the reference scripts (docs/protocol.md §3 #3, #19). */
 const REFERENCE_MODEL_OPTIONS: Record<string, Record<string, unknown>> = {
   "cifar10/convmixer": { patchSize: 14 },
   "imagenette160/convmixer": { patchSize: 5 },
