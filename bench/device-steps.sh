@@ -12,7 +12,7 @@ SIZES=${SIZES:-"32 224"}; BATCH=${BATCH:-32}; ALL_SIZE=${ALL_SIZE:-224}
 TRAIN_ARGS=${TRAIN_ARGS:-}; EPOCHS10=${EPOCHS10:-10}
 T0=$(date +%s); el() { echo "=== [t+$(( $(date +%s) - T0 ))s] $*"; }
 left() { echo $(( ${BUDGET_S:-540} - ($(date +%s) - T0) )); }
-W=/tmp/xsw; mkdir -p "$W/fm"; cd "$W"
+W=/tmp/xsw; rm -rf "$W/runs1" "$W/runs10"; mkdir -p "$W/fm"; cd "$W"
 for f in "$K"/fm/*.xz; do [ -f "fm/$(basename "$f" .xz)" ] || xz -dc "$f" > "fm/$(basename "$f" .xz)"; done
 el "commit $(cat "$K/commit" 2>/dev/null); $(nproc) cpus"
 # 1. Decisive: MobileNetV2 step, recorded vs eager, and PyTorch eager on the same GPU.
