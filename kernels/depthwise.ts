@@ -27,7 +27,7 @@ import { columnSum, ColumnSumProgram } from "./reduce.ts";
 
 /** Registered kernel: depthwise forward. Inputs `x`, `filter`, optional `bias`; attrs `strides`, `pad`. */
 export const XS_DEPTHWISE = "XsDepthwiseConv2d";
-/** Registered kernel: input gradient. Inputs `dy`, `filter`; attrs `inShape`, `strides`, `pad`, `unflippedTaps`. */
+/** Registered kernel: input gradient. Inputs `dy`, `filter`; attrs `inShape`, `strides`, `pad`. */
 export const XS_DEPTHWISE_BACKPROP_INPUT = "XsDepthwiseConv2dBackpropInput";
 /** Registered kernel: filter gradient. Inputs `x`, `dy`; attrs `filterShape`, `strides`, `pad`. */
 export const XS_DEPTHWISE_BACKPROP_FILTER = "XsDepthwiseConv2dBackpropFilter";
@@ -166,9 +166,7 @@ const offName = (j: number) => (j < 0 ? `m${-j}` : `${j}`);
  *
  * - forward: source x [B,H,W,C], output [B,Ho,Wo,C], tap map {@link forwardTaps};
  * - inputGrad: source dy [B,Ho,Wo,C], output dx [B,H,W,C], tap map {@link inputGradTaps}, which
- *   needs the tile size along each axis to be a multiple of the stride. `unflippedTaps` (test
- *   only) reads the filter rotated by 180 degrees, the classic bug, so tests can prove they
- *   would catch it.
+ *   needs the tile size along each axis to be a multiple of the stride.
  */
 class DwTileProgram implements WebGPUProgram {
   outputShape: number[];
@@ -191,7 +189,6 @@ class DwTileProgram implements WebGPUProgram {
     readonly g: DwGeometry,
     readonly mode: "forward" | "inputGrad",
     readonly hasBias: boolean,
-    readonly unflipped: boolean,
   ) {
     this.comp = channelComponents(g.C);
     const t = kernelTuning();
@@ -215,7 +212,7 @@ class DwTileProgram implements WebGPUProgram {
     this.dispatch = fd.dispatch;
     this.workgroupSize = fd.workgroupSize;
     this.shaderKey = `xsDw_${mode}_${geomKey(g)}_c${this.comp}_t${this.rows}x${this.cols}_b${hasBias}` +
-      `_u${unflipped}_wg${t.workgroupSize}`;
+      `_wg${t.workgroupSize}`;
   }
 
   uniformValues(): ReturnType<typeof ints> {
@@ -255,7 +252,7 @@ class DwTileProgram implements WebGPUProgram {
       const kh = fwd ? `q - ${i * SH}` : `${i + PH} - q * ${SH}`;
       const inner: string[] = [];
       for (const kw of usedKw) {
-        const tap = this.unflipped ? `(${KH - 1} - kh) * ${KW} + ${KW - 1 - kw}` : `kh * ${KW} + ${kw}`;
+        const tap = `kh * ${KW} + ${kw}`;
         inner.push(`let w${kw} = wIn[(${tap}) * cv + c];`);
       }
       for (const ct of colTaps) {
@@ -471,7 +468,7 @@ export function dwForwardWebGPU(args: { inputs: Inputs; backend: unknown; attrs?
   const g = dwGeometry(x.shape, filter.shape, strides, pad);
   assertFloat32(x, "depthwiseConv2d x");
   assertFloat32(filter, "depthwiseConv2d filter");
-  const p = new DwTileProgram(g, "forward", bias != null, false);
+  const p = new DwTileProgram(g, "forward", bias != null);
   return run(gpuBackend(args.backend), p, bias ? [x, filter, bias] : [x, filter], p.uniformValues());
 }
 
@@ -481,7 +478,7 @@ export function dwInputGradWebGPU(args: { inputs: Inputs; backend: unknown; attr
   const attrs = args.attrs ?? {};
   const { strides, pad } = convAttrs(attrs);
   const g = dwGeometry(attrs.inShape as number[], filter.shape, strides, pad);
-  const p = new DwTileProgram(g, "inputGrad", false, Boolean(attrs.unflippedTaps));
+  const p = new DwTileProgram(g, "inputGrad", false);
   return run(gpuBackend(args.backend), p, [dy, filter], p.uniformValues());
 }
 

@@ -122,23 +122,18 @@ export function matMul(
   return tf.engine().runKernel(XS_MATMUL, { a, b }, { transposeA, transposeB }) as Tensor;
 }
 
-/**
- * Input gradient of {@link depthwiseConv2d} through the custom kernel (for tests and benchmarks).
- * `testOnly.unflippedTaps` deliberately breaks it (filter not rotated), to prove tests catch that.
- */
+/** Input gradient of {@link depthwiseConv2d} through the custom kernel (for tests and benchmarks). */
 export function depthwiseConv2dBackpropInput(
   dy: Tensor,
   filter: Tensor,
   inShape: [number, number, number, number],
   options: DepthwiseConvOptions,
-  testOnly: { unflippedTaps?: boolean } = {},
 ): Tensor {
   registerXsKernels();
   return tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_INPUT, { dy, filter }, {
     strides: [...options.strides],
     pad: [...options.pad],
     inShape: [...inShape],
-    unflippedTaps: testOnly.unflippedTaps ?? false,
   }) as Tensor;
 }
 

@@ -94,7 +94,6 @@ export function registerXsKernels(): void {
             tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_INPUT, { dy: g, filter }, {
               ...conv,
               inShape: x.shape,
-              unflippedTaps: false,
             }),
           filter: () =>
             tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_FILTER, { x, dy: g }, {

@@ -6,7 +6,7 @@
  *   their tfjs gradients, on random data;
  * - central finite differences of a scalar loss (float64 accumulation of float32 outputs);
  * - the cpu-backend registration of the same kernels;
- * and checks that a deliberately broken input-grad kernel (unflipped taps) FAILS the comparison.
+ * and checks that an input gradient with unrotated taps (the classic bug) FAILS the comparison.
  *
  * Tolerances (err = max |actual - expected|, scale = max(1, max |expected|)):
  * - forward and input grad vs float64 loops: err <= 2e-5 * scale (a handful of fp32 FMAs);
@@ -420,7 +420,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "depthwise: a deliberately broken input grad (unflipped taps) fails the comparison",
+  name: "depthwise: an input grad with unrotated taps (the classic bug) fails the comparison",
   ...opts,
   fn: async () => {
     const rng = new Rng(5);
@@ -437,7 +437,11 @@ Deno.test({
       const dyt = tf.tensor4d(dy, [c.shape[0], Ho, Wo, c.shape[3]]);
       const ft = tf.tensor4d(f, [c.k[0], c.k[1], c.shape[3], 1]);
       const good = depthwiseConv2dBackpropInput(dyt, ft, c.shape, convOpts(c));
-      const bad = depthwiseConv2dBackpropInput(dyt, ft, c.shape, convOpts(c), { unflippedTaps: true });
+      // The kernel rotates the filter by 180°; handing it a pre-rotated filter gives exactly the
+      // result of a kernel that forgot the rotation.
+      const bad = tf.tidy(() =>
+        depthwiseConv2dBackpropInput(dyt, tf.reverse(ft, [0, 1]), c.shape, convOpts(c))
+      );
       const want = refInputGrad(c, dy, f);
       assertClose(await read(good), want, TOL_FWD, "correct kernel");
       const { err, scale } = maxErr(await read(bad), want);

@@ -17,7 +17,10 @@ import { cutmixSmoothedCrossEntropy } from "../train/loss.ts";
 import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors, transpose } from "../train/safetensors.ts";
 import { appendLedgerRow, LEDGER_COLUMNS, type LedgerRecord, readLedgerRecords } from "../train/ledger.ts";
-import { NonFiniteLossError, runPaths, SimulatedKill, train, type TrainSource } from "../train/loop.ts";
+import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
+
+/** Thrown from the loop's onStep callback: stands in for SIGKILL mid-epoch. */
+class SimulatedKill extends Error {}
 import { applyOverrides, buildPreset, describePreset, presetLabel } from "../train/presets.ts";
 import { largestActivation } from "../models/inspect.ts";
 import { parseSweepArgs, pendingCells, slurmScript } from "../tasks/sweep.ts";
@@ -322,7 +325,9 @@ async function runTiny(
       fingerprint: { model: "tiny", seed: 5 },
       readEvery: 2,
       log: () => {},
-      killAfterSteps: opts.killAfterSteps,
+      onStep: (n) => {
+        if (opts.killAfterSteps !== undefined && n >= opts.killAfterSteps) throw new SimulatedKill("killed");
+      },
     });
     const weights = await Promise.all(
       model.params.entries.map(async (e) => Array.from(await e.variable!.data())),

@@ -59,8 +59,11 @@ export interface RunOptions {
   /** Read the accumulated loss every this many steps (and at each epoch end). */
   readEvery?: number;
   log?: (line: string) => void;
-  /** Test hook: throw {@link SimulatedKill} after this many steps of this process. */
-  killAfterSteps?: number;
+  /**
+   * Called after every optimizer step with the number of steps this process has run (progress
+   * reporting, or a test that throws from it to stand in for a kill mid-epoch).
+   */
+  onStep?: (sessionSteps: number) => void;
 }
 
 /** One row of the per-epoch CSV. */
@@ -99,9 +102,6 @@ export class NonFiniteLossError extends Error {
     this.name = "NonFiniteLossError";
   }
 }
-
-/** Thrown by the `killAfterSteps` test hook (stands in for SIGKILL). */
-export class SimulatedKill extends Error {}
 
 /** Checkpoint, per-epoch CSV and weights paths of a run directory. */
 export function runPaths(dir: string) {
@@ -176,9 +176,7 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
             ),
           );
         }
-        if (o.killAfterSteps !== undefined && sessionSteps >= o.killAfterSteps) {
-          throw new SimulatedKill("killed");
-        }
+        o.onStep?.(sessionSteps);
       }
       const m = await trainStep.readMetrics();
       const trainSeconds = (performance.now() - t0) / 1000;
