@@ -19,7 +19,7 @@
  */
 import { type Tensor, tf, type WebGPUBackend } from "../runtime/tf.ts";
 import { kernelTuning } from "./common.ts";
-import { ensurePrivate, rawDispatch, rawPipeline } from "../runtime/gpu.ts";
+import { ensurePrivate, ints, type ProgramUniforms, rawDispatch, rawPipeline } from "../runtime/gpu.ts";
 
 /** Activation fused into the normalisation. */
 export type BnActivation = "identity" | "relu" | "relu6" | "silu";
@@ -53,14 +53,6 @@ function chunking(rows: number, lanes: number, target: number): { chunks: number
 
 type Program = tf.webgpu.WebGPUProgram;
 
-function flat(outputShape: number[], threads: number) {
-  return {
-    dispatchLayout: { x: outputShape.map((_, i) => i) },
-    dispatch: [Math.max(1, Math.ceil(threads / WG)), 1, 1] as [number, number, number],
-    workgroupSize: [WG, 1, 1] as [number, number, number],
-  };
-}
-
 function actSnippet(act: BnActivation, T: string): string {
   if (act === "relu") return `z = max(z, ${T}(0.0));`;
   if (act === "relu6") return `z = clamp(z, ${T}(0.0), ${T}(6.0));`;
@@ -70,48 +62,93 @@ function actSnippet(act: BnActivation, T: string): string {
 }
 
 /**
- * The activation's derivative at pre-activation z applied to d (tfjs semantics: relu z>0,
- * relu6 0<z≤6, silu σ(z)·(1 + z·(1−σ(z)))).
+ * `var d` = `dyValue` times the activation's derivative at the pre-activation `z` (tfjs semantics:
+ * relu z>0, relu6 0<z≤6, silu σ(z)·(1 + z·(1−σ(z)))), in every backward program alike.
  */
-function maskSnippet(act: BnActivation, T: string): string {
-  if (act === "relu") return `d = select(${T}(0.0), d, z > ${T}(0.0));`;
-  if (act === "relu6") return `d = select(${T}(0.0), d, (z > ${T}(0.0)) & (z <= ${T}(6.0)));`;
+function maskedGrad(act: BnActivation, T: string, dyValue: string, z: string): string {
+  const head = `var d = ${dyValue};
+          let z = ${z};
+          _ = z;`;
+  if (act === "relu") return `${head}\n          d = select(${T}(0.0), d, z > ${T}(0.0));`;
+  if (act === "relu6") {
+    return `${head}\n          d = select(${T}(0.0), d, (z > ${T}(0.0)) & (z <= ${T}(6.0)));`;
+  }
   if (act === "silu") {
-    return `let sg = ${T}(1.0) / (${T}(1.0) + exp(-z));
+    return `${head}
+          let sg = ${T}(1.0) / (${T}(1.0) + exp(-z));
           d = d * (sg * (${T}(1.0) + z * (${T}(1.0) - sg)));`;
   }
-  return "";
+  return head;
+}
+
+/** Vector width of a channel count: vec4 when C % 4 == 0. */
+function components(c: number): 1 | 4 {
+  return c % 4 === 0 ? 4 : 1;
 }
 
 /**
- * Stage 1 of the statistics: for each (chunk, channel) the chunk mean and M2 = Σ(x−mean)², from one
- * pass of sums shifted by the chunk's first value (no cancellation for data far from zero).
- * Output [chunks, 2, C].
+ * The shape every BN program shares: inputs indexed directly, channels as vec4 when C allows,
+ * one thread per (row or chunk, channel vector), flat dispatch.
  */
-class StatsPartialProgram implements Program {
+abstract class BnProgram implements Program {
   outputShape: number[];
   shaderKey: string;
-  dispatchLayout!: Program["dispatchLayout"];
-  dispatch!: [number, number, number];
-  workgroupSize!: [number, number, number];
-  variableNames = ["x"];
+  dispatchLayout: Program["dispatchLayout"];
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
   variableComponents: number[];
   outputComponent: number;
-  uniforms = "nThreads : i32, rows : i32, cv : i32, rowsPerChunk : i32,";
-  constructor(readonly rows: number, readonly c: number, readonly chunks: number, readonly rpc: number) {
-    const comp = c % 4 === 0 ? 4 : 1;
-    this.variableComponents = [comp];
+  /** Channel vectors (C / components). */
+  readonly cv: number;
+  /** WGSL type of one channel vector. */
+  readonly T: string;
+  readonly threads: number;
+
+  constructor(
+    readonly variableNames: string[],
+    readonly uniforms: string,
+    c: number,
+    outputShape: number[],
+    rowsOrChunks: number,
+    key: string,
+  ) {
+    const comp = components(c);
+    this.variableComponents = variableNames.map(() => comp);
     this.outputComponent = comp;
-    this.outputShape = [chunks, 2, c];
-    Object.assign(this, flat(this.outputShape, chunks * (c / comp)));
-    this.shaderKey = `xsBnStats_${comp}`;
+    this.outputShape = outputShape;
+    this.cv = c / comp;
+    this.T = comp === 4 ? "vec4<f32>" : "f32";
+    this.threads = rowsOrChunks * this.cv;
+    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
+    this.dispatch = [Math.max(1, Math.ceil(this.threads / WG)), 1, 1];
+    this.workgroupSize = [WG, 1, 1];
+    this.shaderKey = `${key}_${comp}`;
   }
-  values() {
-    const cv = this.c / this.outputComponent;
-    return ints(this.chunks * cv, this.rows, cv, this.rpc);
+
+  abstract getUserCode(): string;
+}
+
+/**
+ * Stage 1 of a split reduction: one thread per (chunk of rows, channel vector) writes two partial
+ * results to [chunks, 2, C]; subclasses give the body between the chunk's bounds and the writes.
+ */
+abstract class ChunkSumProgram extends BnProgram {
+  constructor(
+    names: string[],
+    readonly rows: number,
+    c: number,
+    readonly chunks: number,
+    readonly rpc: number,
+    key: string,
+  ) {
+    super(names, "nThreads : i32, rows : i32, cv : i32, rowsPerChunk : i32,", c, [chunks, 2, c], chunks, key);
   }
+  values(): ProgramUniforms {
+    return ints(this.threads, this.rows, this.cv, this.rpc);
+  }
+  /** WGSL over rows r0..r1 of channel vector c that leaves the two results in `first`, `second`. */
+  abstract body(): string;
   getUserCode(): string {
-    const T = this.outputComponent === 4 ? "vec4<f32>" : "f32";
     return `
       fn main(index : i32) {
         if (index >= uniforms.nThreads) { return; }
@@ -120,7 +157,24 @@ class StatsPartialProgram implements Program {
         let chunk = index / cv;
         let r0 = chunk * uniforms.rowsPerChunk;
         let r1 = min(r0 + uniforms.rowsPerChunk, uniforms.rows);
-        let shift = x[r0 * cv + c];
+        ${this.body()}
+        result[(chunk * 2) * cv + c] = first;
+        result[(chunk * 2 + 1) * cv + c] = second;
+      }`;
+  }
+}
+
+/**
+ * Stage 1 of the statistics: for each (chunk, channel) the chunk mean and M2 = Σ(x−mean)², from one
+ * pass of sums shifted by the chunk's first value (no cancellation for data far from zero).
+ */
+class StatsPartialProgram extends ChunkSumProgram {
+  constructor(rows: number, c: number, chunks: number, rpc: number) {
+    super(["x"], rows, c, chunks, rpc, "xsBnStats");
+  }
+  body(): string {
+    const T = this.T;
+    return `let shift = x[r0 * cv + c];
         var s = ${T}(0.0);
         var q = ${T}(0.0);
         for (var r = r0; r < r1; r++) {
@@ -129,48 +183,26 @@ class StatsPartialProgram implements Program {
           q = q + d * d;
         }
         let n = f32(r1 - r0);
-        result[(chunk * 2) * cv + c] = shift + s / n;
-        result[(chunk * 2 + 1) * cv + c] = max(q - s * s / n, ${T}(0.0));
-      }`;
+        let first = shift + s / n;
+        let second = max(q - s * s / n, ${T}(0.0));`;
   }
 }
 
 /** y = ((x − mean)·invstd)·γ + β, then the activation. Inputs x [R,C], stats [2,C], γ, β. */
-class NormalizeProgram implements Program {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout!: Program["dispatchLayout"];
-  dispatch!: [number, number, number];
-  workgroupSize!: [number, number, number];
-  variableNames = ["x", "stats", "gamma", "beta"];
-  variableComponents: number[];
-  outputComponent: number;
-  uniforms = "nThreads : i32, cv : i32,";
-  constructor(
-    readonly shape: number[],
-    readonly rows: number,
-    readonly c: number,
-    readonly act: BnActivation,
-  ) {
-    const comp = c % 4 === 0 ? 4 : 1;
-    this.variableComponents = [comp, comp, comp, comp];
-    this.outputComponent = comp;
-    this.outputShape = shape;
-    Object.assign(this, flat(shape, rows * (c / comp)));
-    this.shaderKey = `xsBnNorm_${comp}_${act}`;
+class NormalizeProgram extends BnProgram {
+  constructor(shape: number[], readonly rows: number, c: number, readonly act: BnActivation) {
+    super(["x", "stats", "gamma", "beta"], "nThreads : i32, cv : i32,", c, shape, rows, `xsBnNorm_${act}`);
   }
   values() {
-    const cv = this.c / this.outputComponent;
-    return ints(this.rows * cv, cv);
+    return ints(this.threads, this.cv);
   }
   getUserCode(): string {
-    const T = this.outputComponent === 4 ? "vec4<f32>" : "f32";
     return `
       fn main(index : i32) {
         if (index >= uniforms.nThreads) { return; }
         let c = index % uniforms.cv;
         var z = ((x[index] - stats[c]) * stats[uniforms.cv + c]) * gamma[c] + beta[c];
-        ${actSnippet(this.act, T)}
+        ${actSnippet(this.act, this.T)}
         result[index] = z;
       }`;
   }
@@ -178,99 +210,42 @@ class NormalizeProgram implements Program {
 
 /**
  * Stage 1 of the backward sums: per (chunk, channel) Σd and Σd·(x − mean), with d = dy masked by
- * the activation's derivative at the recomputed pre-activation. Output [chunks, 2, C].
+ * the activation's derivative at the recomputed pre-activation.
  */
-class GradPartialProgram implements Program {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout!: Program["dispatchLayout"];
-  dispatch!: [number, number, number];
-  workgroupSize!: [number, number, number];
-  variableNames = ["dy", "x", "stats", "gamma", "beta"];
-  variableComponents: number[];
-  outputComponent: number;
-  uniforms = "nThreads : i32, rows : i32, cv : i32, rowsPerChunk : i32,";
-  constructor(
-    readonly rows: number,
-    readonly c: number,
-    readonly chunks: number,
-    readonly rpc: number,
-    readonly act: BnActivation,
-  ) {
-    const comp = c % 4 === 0 ? 4 : 1;
-    this.variableComponents = [comp, comp, comp, comp, comp];
-    this.outputComponent = comp;
-    this.outputShape = [chunks, 2, c];
-    Object.assign(this, flat(this.outputShape, chunks * (c / comp)));
-    this.shaderKey = `xsBnGradSums_${comp}_${act}`;
+class GradPartialProgram extends ChunkSumProgram {
+  constructor(rows: number, c: number, chunks: number, rpc: number, readonly act: BnActivation) {
+    super(["dy", "x", "stats", "gamma", "beta"], rows, c, chunks, rpc, `xsBnGradSums_${act}`);
   }
-  values() {
-    const cv = this.c / this.outputComponent;
-    return ints(this.chunks * cv, this.rows, cv, this.rpc);
-  }
-  getUserCode(): string {
-    const T = this.outputComponent === 4 ? "vec4<f32>" : "f32";
-    const needZ = this.act !== "identity";
-    return `
-      fn main(index : i32) {
-        if (index >= uniforms.nThreads) { return; }
-        let cv = uniforms.cv;
-        let c = index % cv;
-        let chunk = index / cv;
-        let r0 = chunk * uniforms.rowsPerChunk;
-        let r1 = min(r0 + uniforms.rowsPerChunk, uniforms.rows);
-        let mean = stats[c];
+  body(): string {
+    const T = this.T;
+    return `let mean = stats[c];
         let invstd = stats[cv + c];
         let g = gamma[c];
         let b = beta[c];
         _ = invstd; _ = g; _ = b;
-        var s = ${T}(0.0);
-        var p = ${T}(0.0);
+        var first = ${T}(0.0);
+        var second = ${T}(0.0);
         for (var r = r0; r < r1; r++) {
           let k = r * cv + c;
           let xc = x[k] - mean;
-          var d = dy[k];
-          ${needZ ? `let z = (xc * invstd) * g + b;` : ""}
-          ${maskSnippet(this.act, T)}
-          s = s + d;
-          p = p + d * xc;
-        }
-        result[(chunk * 2) * cv + c] = s;
-        result[(chunk * 2 + 1) * cv + c] = p;
-      }`;
+          ${maskedGrad(this.act, T, "dy[k]", "(xc * invstd) * g + b")}
+          first = first + d;
+          second = second + d * xc;
+        }`;
   }
 }
 
 /** dx = γ·invstd·(d − Σd/R − x̂·Σd·x̂/R), with d the masked dy. */
-class GradInputProgram implements Program {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout!: Program["dispatchLayout"];
-  dispatch!: [number, number, number];
-  workgroupSize!: [number, number, number];
-  variableNames = ["dy", "x", "stats", "gamma", "beta", "dgamma", "dbeta"];
-  variableComponents: number[];
-  outputComponent: number;
-  uniforms = "nThreads : i32, cv : i32, invRows : f32,";
-  constructor(
-    readonly shape: number[],
-    readonly rows: number,
-    readonly c: number,
-    readonly act: BnActivation,
-  ) {
-    const comp = c % 4 === 0 ? 4 : 1;
-    this.variableComponents = Array(7).fill(comp);
-    this.outputComponent = comp;
-    this.outputShape = shape;
-    Object.assign(this, flat(shape, rows * (c / comp)));
-    this.shaderKey = `xsBnGradX_${comp}_${act}`;
+class GradInputProgram extends BnProgram {
+  constructor(shape: number[], readonly rows: number, c: number, readonly act: BnActivation) {
+    const names = ["dy", "x", "stats", "gamma", "beta", "dgamma", "dbeta"];
+    super(names, "nThreads : i32, cv : i32, invRows : f32,", c, shape, rows, `xsBnGradX_${act}`);
   }
   values(): ProgramUniforms {
-    const cv = this.c / this.outputComponent;
-    return [...ints(this.rows * cv, cv), { type: "float32", data: [1 / this.rows] }];
+    return [...ints(this.threads, this.cv), { type: "float32", data: [1 / this.rows] }];
   }
   getUserCode(): string {
-    const T = this.outputComponent === 4 ? "vec4<f32>" : "f32";
+    const T = this.T;
     return `
       fn main(index : i32) {
         if (index >= uniforms.nThreads) { return; }
@@ -279,19 +254,30 @@ class GradInputProgram implements Program {
         let invstd = stats[cv + c];
         let xhat = (x[index] - stats[c]) * invstd;
         let g = gamma[c];
-        var d = dy[index];
-        let z = xhat * g + beta[c];
-        _ = z;
-        ${maskSnippet(this.act, T)}
+        ${maskedGrad(this.act, T, "dy[index]", "xhat * g + beta[c]")}
         let inv = ${T}(uniforms.invRows);
         result[index] = (g * invstd) * (d - dbeta[c] * inv - xhat * (dgamma[c] * inv));
       }`;
   }
 }
 
-type ProgramUniforms = Array<{ type: "int32" | "float32" | "uint32"; data: number[] }>;
-function ints(...v: number[]): ProgramUniforms {
-  return v.map((x) => ({ type: "int32" as const, data: [x] }));
+/**
+ * A per-channel combine kernel (raw dispatch, one thread per channel `c`): uniform struct `U` with
+ * `fields` (its first field is the channel count `c`), f32 storage bindings `read` then `write`.
+ */
+function combineKernel(fields: string, read: string[], write: string[], body: string): string {
+  const decl = (name: string, i: number, access: string) =>
+    `@group(0) @binding(${i}) var<storage, ${access}> ${name} : array<f32>;`;
+  return `
+struct U { ${fields} };
+${read.map((n, i) => decl(n, i, "read")).join("\n")}
+${write.map((n, i) => decl(n, read.length + i, "read_write")).join("\n")}
+@group(0) @binding(${read.length + write.length}) var<uniform> u : U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
+  let c = gid.x;
+  if (c >= u.c) { return; }${body}
+}`;
 }
 
 /**
@@ -299,17 +285,11 @@ function ints(...v: number[]): ProgramUniforms {
  * (mean, M2) pairs (Chan et al.), writes stats = [mean; invstd] and updates the running stats in
  * place: rm ← (1−μ)·rm + μ·mean, rv ← (1−μ)·rv + μ·R/(R−1)·var.
  */
-const STATS_COMBINE_WGSL = `
-struct U { c : u32, chunks : u32, rows : u32, rpc : u32, eps : f32, keep : f32, mom : f32, momUnbiased : f32 };
-@group(0) @binding(0) var<storage, read> partial : array<f32>;
-@group(0) @binding(1) var<storage, read_write> stats : array<f32>;
-@group(0) @binding(2) var<storage, read_write> rm : array<f32>;
-@group(0) @binding(3) var<storage, read_write> rv : array<f32>;
-@group(0) @binding(4) var<uniform> u : U;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
-  let c = gid.x;
-  if (c >= u.c) { return; }
+const STATS_COMBINE_WGSL = combineKernel(
+  "c : u32, chunks : u32, rows : u32, rpc : u32, eps : f32, keep : f32, mom : f32, momUnbiased : f32",
+  ["partial"],
+  ["stats", "rm", "rv"],
+  `
   let total = f32(u.rows);
   var mean = 0.0;
   for (var k = 0u; k < u.chunks; k++) {
@@ -327,21 +307,18 @@ fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
   stats[c] = mean;
   stats[u.c + c] = inverseSqrt(variance + u.eps);
   rm[c] = rm[c] * u.keep + mean * u.mom;
-  rv[c] = rv[c] * u.keep + variance * u.momUnbiased;
-}`;
+  rv[c] = rv[c] * u.keep + variance * u.momUnbiased;`,
+);
 
 /** Stage 2 of the backward sums (raw dispatch): dβ = Σd, dγ = invstd·Σd·(x − mean). */
-const GRAD_COMBINE_WGSL = `
-struct U { c : u32, chunks : u32, pad0 : u32, pad1 : u32 };
-@group(0) @binding(0) var<storage, read> partial : array<f32>;
-@group(0) @binding(1) var<storage, read> stats : array<f32>;
-@group(0) @binding(2) var<storage, read_write> dgamma : array<f32>;
-@group(0) @binding(3) var<storage, read_write> dbeta : array<f32>;
-@group(0) @binding(4) var<uniform> u : U;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
-  let c = gid.x;
-  if (c >= u.c) { return; }
+const GRAD_COMBINE_WGSL = combineKernel(
+  "c : u32, chunks : u32, pad0 : u32, pad1 : u32",
+  ["partial", "stats"],
+  [
+    "dgamma",
+    "dbeta",
+  ],
+  `
   var s = 0.0;
   var p = 0.0;
   for (var k = 0u; k < u.chunks; k++) {
@@ -349,8 +326,8 @@ fn main(@builtin(global_invocation_id) gid : vec3<u32>) {
     p = p + partial[(k * 2u + 1u) * u.c + c];
   }
   dbeta[c] = s;
-  dgamma[c] = p * stats[u.c + c];
-}`;
+  dgamma[c] = p * stats[u.c + c];`,
+);
 
 // ---------------------------------------------------------------------------------------------
 // Single-dispatch variants: one workgroup per channel (group of 4) reduces all R rows through
@@ -364,6 +341,22 @@ const FWG = 64;
 /** Whether a layer of `rows` rows runs the single-dispatch kernels (see KernelTuning). */
 function useSingleDispatch(rows: number): boolean {
   return rows <= kernelTuning().bnSingleDispatchMaxRows;
+}
+
+/**
+ * Declarations of a single-dispatch kernel: `read` then `write` storage bindings of channel vectors,
+ * the uniform block `u` (struct U, declared by the caller) after them, and the reduction scratch.
+ */
+function singleDispatchDecls(T: string, read: string[], write: string[]): string {
+  const decl = (name: string, i: number, access: string) =>
+    `@group(0) @binding(${i}) var<storage, ${access}> ${name} : array<${T}>;`;
+  return [
+    ...read.map((n, i) => decl(n, i, "read")),
+    ...write.map((n, i) => decl(n, read.length + i, "read_write")),
+    `@group(0) @binding(${read.length + write.length}) var<uniform> u : U;`,
+    `var<workgroup> sh0 : array<${T}, ${FWG}>;`,
+    `var<workgroup> sh1 : array<${T}, ${FWG}>;`,
+  ].join("\n");
 }
 
 function wgReduceSnippet(T: string): string {
@@ -386,16 +379,7 @@ function fusedForwardWgsl(comp: number, act: BnActivation): string {
   const T = comp === 4 ? "vec4<f32>" : "f32";
   return `
 struct U { rows : u32, cv : u32, eps : f32, keep : f32, mom : f32, momUnbiased : f32, pad0 : f32, pad1 : f32 };
-@group(0) @binding(0) var<storage, read> x : array<${T}>;
-@group(0) @binding(1) var<storage, read> gamma : array<${T}>;
-@group(0) @binding(2) var<storage, read> beta : array<${T}>;
-@group(0) @binding(3) var<storage, read_write> y : array<${T}>;
-@group(0) @binding(4) var<storage, read_write> stats : array<${T}>;
-@group(0) @binding(5) var<storage, read_write> rm : array<${T}>;
-@group(0) @binding(6) var<storage, read_write> rv : array<${T}>;
-@group(0) @binding(7) var<uniform> u : U;
-var<workgroup> sh0 : array<${T}, ${FWG}>;
-var<workgroup> sh1 : array<${T}, ${FWG}>;
+${singleDispatchDecls(T, ["x", "gamma", "beta"], ["y", "stats", "rm", "rv"])}
 @compute @workgroup_size(${FWG})
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) li : u32) {
   let c = wid.x;
@@ -434,17 +418,7 @@ function fusedBackwardWgsl(comp: number, act: BnActivation): string {
   const T = comp === 4 ? "vec4<f32>" : "f32";
   return `
 struct U { rows : u32, cv : u32, invRows : f32, pad0 : f32 };
-@group(0) @binding(0) var<storage, read> dy : array<${T}>;
-@group(0) @binding(1) var<storage, read> x : array<${T}>;
-@group(0) @binding(2) var<storage, read> stats : array<${T}>;
-@group(0) @binding(3) var<storage, read> gamma : array<${T}>;
-@group(0) @binding(4) var<storage, read> beta : array<${T}>;
-@group(0) @binding(5) var<storage, read_write> dx : array<${T}>;
-@group(0) @binding(6) var<storage, read_write> dgamma : array<${T}>;
-@group(0) @binding(7) var<storage, read_write> dbeta : array<${T}>;
-@group(0) @binding(8) var<uniform> u : U;
-var<workgroup> sh0 : array<${T}, ${FWG}>;
-var<workgroup> sh1 : array<${T}, ${FWG}>;
+${singleDispatchDecls(T, ["dy", "x", "stats", "gamma", "beta"], ["dx", "dgamma", "dbeta"])}
 @compute @workgroup_size(${FWG})
 fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index) li : u32) {
   let c = wid.x;
@@ -458,10 +432,7 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   for (var r = li; r < u.rows; r = r + ${FWG}u) {
     let k = r * cv + c;
     let xc = x[k] - mean;
-    var d = dy[k];
-    let z = (xc * invstd) * g + b;
-    _ = z;
-    ${maskSnippet(act, T)}
+    ${maskedGrad(act, T, "dy[k]", "(xc * invstd) * g + b")}
     s = s + d;
     q = q + d * xc;
   }
@@ -475,58 +446,36 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
   for (var r = li; r < u.rows; r = r + ${FWG}u) {
     let k = r * cv + c;
     let xhat = (x[k] - mean) * invstd;
-    var d = dy[k];
-    let z = xhat * g + b;
-    _ = z;
-    ${maskSnippet(act, T)}
+    ${maskedGrad(act, T, "dy[k]", "xhat * g + b")}
     dx[k] = (g * invstd) * (d - S * inv - xhat * (dg * inv));
   }
 }`;
 }
 
-function forwardSingle(
-  backend: WebGPUBackend,
-  inputs: Record<string, tf.TensorInfo>,
-  a: BnAttrs,
-  rows: number,
-  c: number,
-): tf.TensorInfo[] {
-  const { x, gamma, beta, runningMean, runningVar } = inputs;
-  const comp = c % 4 === 0 ? 4 : 1;
-  const y = newOutput(backend, x.shape as number[]);
-  const stats = newOutput(backend, [2, c]);
-  const u = new ArrayBuffer(32);
-  new Uint32Array(u, 0, 2).set([rows, c / comp]);
-  const mom = a.momentum;
-  new Float32Array(u, 8, 4).set([a.eps, 1 - mom, mom, (mom * rows) / Math.max(rows - 1, 1)]);
-  const pipe = rawPipeline(backend, `xsBnFwd1_${comp}_${a.act}`, () => fusedForwardWgsl(comp, a.act));
-  rawDispatch(backend, pipe, [x, gamma, beta, y, stats, runningMean, runningVar], u, c / comp);
-  return [y, stats];
+/** A uniform block of `uints` followed by `floats`, padded to a multiple of 16 bytes. */
+function packUniforms(uints: number[], floats: number[]): ArrayBuffer {
+  const u = new ArrayBuffer(Math.ceil((uints.length + floats.length) / 4) * 16);
+  new Uint32Array(u, 0, uints.length).set(uints);
+  new Float32Array(u, 4 * uints.length, floats.length).set(floats);
+  return u;
 }
 
-function backwardSingle(
-  backend: WebGPUBackend,
-  inputs: Record<string, tf.TensorInfo>,
-  act: BnActivation,
-  rows: number,
-  c: number,
-): tf.TensorInfo[] {
-  const { dy, x, gamma, beta, stats } = inputs;
-  const comp = c % 4 === 0 ? 4 : 1;
-  const dx = newOutput(backend, x.shape as number[]);
-  const dgamma = newOutput(backend, [c]);
-  const dbeta = newOutput(backend, [c]);
-  const u = new ArrayBuffer(16);
-  new Uint32Array(u, 0, 2).set([rows, c / comp]);
-  new Float32Array(u, 8, 1).set([1 / rows]);
-  const pipe = rawPipeline(backend, `xsBnBwd1_${comp}_${act}`, () => fusedBackwardWgsl(comp, act));
-  rawDispatch(backend, pipe, [dy, x, stats, gamma, beta, dx, dgamma, dbeta], u, c / comp);
-  return [dx, dgamma, dbeta];
+/** eps and the running-statistics factors: keep = 1−μ, μ, and μ·R/(R−1) (unbiased variance). */
+function runningFactors(a: BnAttrs, rows: number): number[] {
+  const mom = a.momentum;
+  return [a.eps, 1 - mom, mom, (mom * rows) / Math.max(rows - 1, 1)];
 }
 
 // ---------------------------------------------------------------------------------------------
 // Kernel functions
 // ---------------------------------------------------------------------------------------------
+
+/** What tfjs passes a kernel function. */
+interface BnKernelArgs {
+  inputs: Record<string, tf.TensorInfo>;
+  backend: unknown;
+  attrs?: Record<string, unknown>;
+}
 
 function rowsAndChannels(shape: readonly number[]): { rows: number; c: number } {
   const c = shape[shape.length - 1];
@@ -539,25 +488,24 @@ function newOutput(backend: WebGPUBackend, shape: number[]): tf.TensorInfo {
   return info;
 }
 
-function forwardWebgpu(args: {
-  inputs: Record<string, tf.TensorInfo>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-}): tf.TensorInfo[] {
+function forwardWebgpu(args: BnKernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebGPUBackend;
   const { x, gamma, beta, runningMean, runningVar } = args.inputs;
   const a = args.attrs as unknown as BnAttrs;
   const { rows, c } = rowsAndChannels(x.shape);
-  if (useSingleDispatch(rows)) return forwardSingle(backend, args.inputs, a, rows, c);
-  const comp = c % 4 === 0 ? 4 : 1;
+  const comp = components(c);
+  const stats = newOutput(backend, [2, c]);
+  if (useSingleDispatch(rows)) {
+    const y = newOutput(backend, x.shape as number[]);
+    const u = packUniforms([rows, c / comp], [...runningFactors(a, rows), 0, 0]);
+    const pipe = rawPipeline(backend, `xsBnFwd1_${comp}_${a.act}`, () => fusedForwardWgsl(comp, a.act));
+    rawDispatch(backend, pipe, [x, gamma, beta, y, stats, runningMean, runningVar], u, c / comp);
+    return [y, stats];
+  }
   const { chunks, rowsPerChunk } = chunking(rows, c / comp, kernelTuning().reduceTargetThreads);
   const p1 = new StatsPartialProgram(rows, c, chunks, rowsPerChunk);
   const partial = backend.runWebGPUProgram(p1, [x], "float32", p1.values());
-  const stats = newOutput(backend, [2, c]);
-  const u = new ArrayBuffer(32);
-  new Uint32Array(u, 0, 4).set([c, chunks, rows, rowsPerChunk]);
-  const mom = a.momentum;
-  new Float32Array(u, 16, 4).set([a.eps, 1 - mom, mom, (mom * rows) / Math.max(rows - 1, 1)]);
+  const u = packUniforms([c, chunks, rows, rowsPerChunk], runningFactors(a, rows));
   const pipe = rawPipeline(backend, "xsBnStatsCombine", () => STATS_COMBINE_WGSL);
   rawDispatch(backend, pipe, [partial, stats, runningMean, runningVar], u, Math.ceil(c / WG));
   backend.disposeData(partial.dataId);
@@ -566,24 +514,25 @@ function forwardWebgpu(args: {
   return [y, stats];
 }
 
-function backwardWebgpu(args: {
-  inputs: Record<string, tf.TensorInfo>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-}): tf.TensorInfo[] {
+function backwardWebgpu(args: BnKernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebGPUBackend;
   const { dy, x, gamma, beta, stats } = args.inputs;
   const act = (args.attrs as unknown as BnAttrs).act;
   const { rows, c } = rowsAndChannels(x.shape);
-  if (useSingleDispatch(rows)) return backwardSingle(backend, args.inputs, act, rows, c);
-  const comp = c % 4 === 0 ? 4 : 1;
+  const comp = components(c);
+  const dgamma = newOutput(backend, [c]);
+  const dbeta = newOutput(backend, [c]);
+  if (useSingleDispatch(rows)) {
+    const dx = newOutput(backend, x.shape as number[]);
+    const u = packUniforms([rows, c / comp], [1 / rows, 0]);
+    const pipe = rawPipeline(backend, `xsBnBwd1_${comp}_${act}`, () => fusedBackwardWgsl(comp, act));
+    rawDispatch(backend, pipe, [dy, x, stats, gamma, beta, dx, dgamma, dbeta], u, c / comp);
+    return [dx, dgamma, dbeta];
+  }
   const { chunks, rowsPerChunk } = chunking(rows, c / comp, kernelTuning().reduceTargetThreads);
   const p1 = new GradPartialProgram(rows, c, chunks, rowsPerChunk, act);
   const partial = backend.runWebGPUProgram(p1, [dy, x, stats, gamma, beta], "float32", p1.values());
-  const dgamma = newOutput(backend, [c]);
-  const dbeta = newOutput(backend, [c]);
-  const u = new ArrayBuffer(16);
-  new Uint32Array(u).set([c, chunks, 0, 0]);
+  const u = packUniforms([c, chunks, 0, 0], []);
   const pipe = rawPipeline(backend, "xsBnGradCombine", () => GRAD_COMBINE_WGSL);
   rawDispatch(backend, pipe, [partial, stats, dgamma, dbeta], u, Math.ceil(c / WG));
   backend.disposeData(partial.dataId);
@@ -611,11 +560,7 @@ function maskCpu(z: number, act: BnActivation): number {
   return act === "relu" ? (z > 0 ? 1 : 0) : act === "relu6" ? (z > 0 && z <= 6 ? 1 : 0) : 1;
 }
 
-function forwardCpu(args: {
-  inputs: Record<string, tf.TensorInfo>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-}): tf.TensorInfo[] {
+function forwardCpu(args: BnKernelArgs): tf.TensorInfo[] {
   const be = args.backend as CpuBackend;
   const { x, gamma, beta, runningMean, runningVar } = args.inputs;
   const a = args.attrs as unknown as BnAttrs;
@@ -643,11 +588,7 @@ function forwardCpu(args: {
   return [be.makeTensorInfo(x.shape as number[], "float32", y), be.makeTensorInfo([2, c], "float32", stats)];
 }
 
-function backwardCpu(args: {
-  inputs: Record<string, tf.TensorInfo>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-}): tf.TensorInfo[] {
+function backwardCpu(args: BnKernelArgs): tf.TensorInfo[] {
   const be = args.backend as CpuBackend;
   const { dy, x, gamma, beta, stats } = args.inputs;
   const act = (args.attrs as unknown as BnAttrs).act;
