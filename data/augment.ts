@@ -105,6 +105,58 @@ function flat(outputShape: number[], threads: number, wg = 64) {
   };
 }
 
+/** One thread per output element, flat dispatch: the shape of the pixel programs below. */
+abstract class PixelProgram implements WebGPUProgram {
+  outputShape: number[];
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  constructor(
+    readonly variableNames: string[],
+    readonly uniforms: string,
+    readonly shaderKey: string,
+    outputShape: number[],
+    threads: number,
+  ) {
+    this.outputShape = outputShape;
+    const f = flat(outputShape, threads);
+    this.dispatchLayout = f.dispatchLayout;
+    this.dispatch = f.dispatch;
+    this.workgroupSize = f.workgroupSize;
+  }
+  abstract getUserCode(): string;
+}
+
+/** Image `b`, row `y`, column `x` and offset `rem` within the image of pixel `index` of [B, S, S]. */
+const PIXEL_HEAD = `
+  let s = uniforms.outS;
+  let n = s * s;
+  let b = index / n;
+  let rem = index - b * n;
+  let y = rem / s;
+  let x = rem - y * s;`;
+
+/**
+ * The rest of one PIL resample tap window after the centre `c` and scale `sc` of output pixel are
+ * known: taps [floor(c − fs + 0.5), floor(c + fs + 0.5)) ∩ [0, limit), triangle weights, normalised,
+ * rounded to uint8 and packed into result[index]. `read(t)` is the packed source pixel of tap t.
+ */
+function resampleWindow(limit: string, read: (t: string) => string): string {
+  return `
+  let t0 = max(i32(floor(c - fs + 0.5)), 0);
+  let t1 = min(i32(floor(c + fs + 0.5)), ${limit});
+  let inv = 1.0 / fs;
+  var acc = vec3<f32>(0.0);
+  var wsum = 0.0;
+  for (var t = t0; t < t1; t++) {
+    let w = tri((f32(t) - c + 0.5) * inv);
+    acc += w * vec3<f32>(unpackRgb(${read("t")}));
+    wsum += w;
+  }
+  let v = clamp(floor(acc / wsum + 0.5), vec3<f32>(0.0), vec3<f32>(255.0));
+  result[index] = packRgb(vec3<i32>(v));`;
+}
+
 // PIL ImagingResample's coefficient window: centre (i + 0.5)·scale, support max(scale, 1),
 // taps [trunc(centre − support + 0.5), trunc(centre + support + 0.5)) clamped to the box, weights
 // tri((tap − centre + 0.5) / max(scale, 1)) normalised to sum 1. A fractional box (a crop drawn on
@@ -118,20 +170,15 @@ fn tri(t : f32) -> f32 { return max(0.0, 1.0 - abs(t)); }
  * Horizontal resample pass (PIL's first pass): packed source pixels [n·H·W] → packed [B, H, S],
  * rows outside the image's box left 0; columns are the output window (flipped if asked).
  */
-class GeomHProgram implements WebGPUProgram {
-  variableNames = ["src", "gp"];
-  outputShape: number[];
-  shaderKey = "xsAugGeomH";
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  uniforms = "srcH : i32, srcW : i32, outS : i32, nOut : i32,";
+class GeomHProgram extends PixelProgram {
   constructor(b: number, h: number, s: number) {
-    this.outputShape = [b, h, s];
-    const f = flat(this.outputShape, b * h * s);
-    this.dispatchLayout = f.dispatchLayout;
-    this.dispatch = f.dispatch;
-    this.workgroupSize = f.workgroupSize;
+    super(
+      ["src", "gp"],
+      "srcH : i32, srcW : i32, outS : i32, nOut : i32,",
+      "xsAugGeomH",
+      [b, h, s],
+      b * h * s,
+    );
   }
   getUserCode(): string {
     return `${PACK_WGSL}${RESAMPLE_WGSL}
@@ -156,70 +203,34 @@ fn main(index : i32) {
   let sc = bw / gp[p + 4];
   let fs = max(sc, 1.0);
   // Relative to the first pixel the box touches, so an integer box resamples exactly as before.
-  let cx = (left - lx) + (f32(x) + gp[p + 6] + 0.5) * sc;
-  let x0 = max(i32(floor(cx - fs + 0.5)), 0);
-  let x1 = min(i32(floor(cx + fs + 0.5)), min(i32(ceil(left + bw)), uniforms.srcW) - i32(lx));
-  let row = (b * hh + y) * uniforms.srcW + i32(lx);
-  let inv = 1.0 / fs;
-  var acc = vec3<f32>(0.0);
-  var wsum = 0.0;
-  for (var xx = x0; xx < x1; xx++) {
-    let w = tri((f32(xx) - cx + 0.5) * inv);
-    acc += w * vec3<f32>(unpackRgb(src[row + xx]));
-    wsum += w;
-  }
-  let v = clamp(floor(acc / wsum + 0.5), vec3<f32>(0.0), vec3<f32>(255.0));
-  result[index] = packRgb(vec3<i32>(v));
+  let c = (left - lx) + (f32(x) + gp[p + 6] + 0.5) * sc;
+  let row = (b * hh + y) * uniforms.srcW + i32(lx);${
+      resampleWindow("min(i32(ceil(left + bw)), uniforms.srcW) - i32(lx)", (t) => `src[row + ${t}]`)
+    }
 }
 `;
   }
 }
 
 /** Vertical resample pass (PIL's second pass): packed [B, H, S] → packed [B, S, S]. */
-class GeomVProgram implements WebGPUProgram {
-  variableNames = ["mid", "gp"];
-  outputShape: number[];
-  shaderKey = "xsAugGeomV";
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  uniforms = "srcH : i32, outS : i32, nOut : i32,";
+class GeomVProgram extends PixelProgram {
   constructor(b: number, s: number) {
-    this.outputShape = [b, s, s];
-    const f = flat(this.outputShape, b * s * s);
-    this.dispatchLayout = f.dispatchLayout;
-    this.dispatch = f.dispatch;
-    this.workgroupSize = f.workgroupSize;
+    super(["mid", "gp"], "srcH : i32, outS : i32, nOut : i32,", "xsAugGeomV", [b, s, s], b * s * s);
   }
   getUserCode(): string {
     return `${PACK_WGSL}${RESAMPLE_WGSL}
 fn main(index : i32) {
-  if (index >= uniforms.nOut) { return; }
-  let s = uniforms.outS;
-  let b = index / (s * s);
-  let rem = index - b * s * s;
-  let y = rem / s;
-  let x = rem - y * s;
+  if (index >= uniforms.nOut) { return; }${PIXEL_HEAD}
   let p = b * ${GEOM_STRIDE};
   let top = gp[p + 1];
   let ty = floor(top);
   let bh = gp[p + 3];
   let sc = bh / gp[p + 5];
   let fs = max(sc, 1.0);
-  let cy = (top - ty) + (f32(y) + gp[p + 7] + 0.5) * sc;
-  let y0 = max(i32(floor(cy - fs + 0.5)), 0);
-  let y1 = min(i32(floor(cy + fs + 0.5)), min(i32(ceil(top + bh)), uniforms.srcH) - i32(ty));
-  let col = (b * uniforms.srcH + i32(ty)) * s + x;
-  let inv = 1.0 / fs;
-  var acc = vec3<f32>(0.0);
-  var wsum = 0.0;
-  for (var yy = y0; yy < y1; yy++) {
-    let w = tri((f32(yy) - cy + 0.5) * inv);
-    acc += w * vec3<f32>(unpackRgb(mid[col + yy * s]));
-    wsum += w;
-  }
-  let v = clamp(floor(acc / wsum + 0.5), vec3<f32>(0.0), vec3<f32>(255.0));
-  result[index] = packRgb(vec3<i32>(v));
+  let c = (top - ty) + (f32(y) + gp[p + 7] + 0.5) * sc;
+  let col = (b * uniforms.srcH + i32(ty)) * s + x;${
+      resampleWindow("min(i32(ceil(top + bh)), uniforms.srcH) - i32(ty)", (t) => `mid[col + ${t} * s]`)
+    }
 }
 `;
   }
@@ -311,20 +322,9 @@ fn main() {
 }
 
 /** One per-image op (RandAugment / ColorJitter) on packed RGB images [B,S,S]. */
-class OpProgram implements WebGPUProgram {
-  variableNames = ["img", "op", "st"];
-  outputShape: number[];
-  shaderKey = "xsAugOp";
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  uniforms = "outS : i32, nPix : i32,";
+class OpProgram extends PixelProgram {
   constructor(b: number, s: number) {
-    this.outputShape = [b, s, s];
-    const f = flat(this.outputShape, b * s * s);
-    this.dispatchLayout = f.dispatchLayout;
-    this.dispatch = f.dispatch;
-    this.workgroupSize = f.workgroupSize;
+    super(["img", "op", "st"], "outS : i32, nPix : i32,", "xsAugOp", [b, s, s], b * s * s);
   }
   getUserCode(): string {
     return `${PACK_WGSL}
@@ -397,13 +397,7 @@ fn pointOp(code : i32, a : f32, c : vec3<i32>) -> vec3<i32> {
   }
 }
 fn main(index : i32) {
-  if (index >= uniforms.nPix) { return; }
-  let s = uniforms.outS;
-  let n = s * s;
-  let b = index / n;
-  let rem = index - b * n;
-  let y = rem / s;
-  let x = rem - y * s;
+  if (index >= uniforms.nPix) { return; }${PIXEL_HEAD}
   let base = b * n;
   let q = b * ${PASS_STRIDE};
   let code = i32(op[q]);
@@ -459,32 +453,16 @@ fn main(index : i32) {
 }
 
 /** ToTensor + Normalize + RandomErasing + CutMix paste: packed RGB [B,S,S] → float32 [B,S,S,3]. */
-class OutProgram implements WebGPUProgram {
-  variableNames = ["img", "ep"];
-  outputShape: number[];
-  shaderKey = "xsAugOut";
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  uniforms = "outS : i32, nPix : i32, c1 : i32, c2 : i32, r1 : i32, r2 : i32, " +
-    "m0 : f32, m1 : f32, m2 : f32, s0 : f32, s1 : f32, s2 : f32,";
+class OutProgram extends PixelProgram {
   constructor(b: number, s: number) {
-    this.outputShape = [b, s, s, 3];
-    const f = flat(this.outputShape, b * s * s);
-    this.dispatchLayout = f.dispatchLayout;
-    this.dispatch = f.dispatch;
-    this.workgroupSize = f.workgroupSize;
+    const uniforms = "outS : i32, nPix : i32, c1 : i32, c2 : i32, r1 : i32, r2 : i32, " +
+      "m0 : f32, m1 : f32, m2 : f32, s0 : f32, s1 : f32, s2 : f32,";
+    super(["img", "ep"], uniforms, "xsAugOut", [b, s, s, 3], b * s * s);
   }
   getUserCode(): string {
     return `${PACK_WGSL}
 fn main(index : i32) {
-  if (index >= uniforms.nPix) { return; }
-  let s = uniforms.outS;
-  let n = s * s;
-  let b = index / n;
-  let rem = index - b * n;
-  let y = rem / s;
-  let x = rem - y * s;
+  if (index >= uniforms.nPix) { return; }${PIXEL_HEAD}
   var srcImg = b;
   if (x >= uniforms.c1 && x < uniforms.c2 && y >= uniforms.r1 && y < uniforms.r2) {
     srcImg = i32(ep[b * ${OUT_STRIDE} + 4]);
