@@ -177,6 +177,21 @@ export function flatDispatch(
   };
 }
 
+/**
+ * Base of the kernel program classes: the fields tfjs reads that every program declares alike.
+ * Subclasses set them in their constructor (the dispatch fields through {@link flatDispatch}).
+ */
+export abstract class FlatProgram implements WebGPUProgram {
+  outputShape!: number[];
+  shaderKey!: string;
+  dispatchLayout!: WebGPUProgram["dispatchLayout"];
+  dispatch!: [number, number, number];
+  workgroupSize!: [number, number, number];
+  abstract variableNames: string[];
+  abstract uniforms: string;
+  abstract getUserCode(): string;
+}
+
 /** WGSL type name of a float value with 1 or 4 components. */
 export function floatType(components: 1 | 4): string {
   return components === 4 ? "vec4<f32>" : "f32";

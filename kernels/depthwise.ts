@@ -15,6 +15,7 @@ import {
   assertFloat32,
   channelComponents,
   flatDispatch,
+  FlatProgram,
   floatType,
   gpuBackend,
   ints,
@@ -22,7 +23,6 @@ import {
   run,
   splitRows,
 } from "./common.ts";
-import type { WebGPUProgram } from "./common.ts";
 import { columnSum, ColumnSumProgram } from "./reduce.ts";
 
 /** Registered kernel: depthwise forward. Inputs `x`, `filter`, optional `bias`; attrs `strides`, `pad`. */
@@ -168,12 +168,7 @@ const offName = (j: number) => (j < 0 ? `m${-j}` : `${j}`);
  * - inputGrad: source dy [B,Ho,Wo,C], output dx [B,H,W,C], tap map {@link inputGradTaps}, which
  *   needs the tile size along each axis to be a multiple of the stride.
  */
-class DwTileProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: WebGPUProgram["dispatchLayout"];
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
+class DwTileProgram extends FlatProgram {
   variableNames: string[];
   variableComponents: number[];
   outputComponent: number;
@@ -190,6 +185,7 @@ class DwTileProgram implements WebGPUProgram {
     readonly mode: "forward" | "inputGrad",
     readonly hasBias: boolean,
   ) {
+    super();
     this.comp = channelComponents(g.C);
     const t = kernelTuning();
     const fwd = mode === "forward";
@@ -207,10 +203,7 @@ class DwTileProgram implements WebGPUProgram {
     this.variableNames = fwd ? (hasBias ? ["xIn", "wIn", "bIn"] : ["xIn", "wIn"]) : ["dyIn", "wIn"];
     this.variableComponents = this.variableNames.map(() => this.comp);
     this.outputComponent = this.comp;
-    const fd = flatDispatch(this.outputShape, this.threads, t.workgroupSize);
-    this.dispatchLayout = fd.dispatchLayout;
-    this.dispatch = fd.dispatch;
-    this.workgroupSize = fd.workgroupSize;
+    Object.assign(this, flatDispatch(this.outputShape, this.threads, t.workgroupSize));
     this.shaderKey = `xsDw_${mode}_${geomKey(g)}_c${this.comp}_t${this.rows}x${this.cols}_b${hasBias}` +
       `_wg${t.workgroupSize}`;
   }
@@ -330,12 +323,7 @@ class DwTileProgram implements WebGPUProgram {
  * chunks. Grouping filter rows shares each dy load among them (fewer loads, more accumulators:
  * right for CPU rasterisers; GPUs keep one filter row per thread for occupancy).
  */
-class DwFilterPartialProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: WebGPUProgram["dispatchLayout"];
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
+class DwFilterPartialProgram extends FlatProgram {
   variableNames = ["xIn", "dyIn"];
   variableComponents: number[];
   outputComponent: number;
@@ -349,6 +337,7 @@ class DwFilterPartialProgram implements WebGPUProgram {
   readonly threads: number;
 
   constructor(readonly g: DwGeometry, readonly chunks: number, readonly rowsPerChunk: number) {
+    super();
     this.comp = channelComponents(g.C);
     const t = kernelTuning();
     this.n = Math.max(1, Math.min(t.dwFilterGradCols, g.Wo));
@@ -358,10 +347,7 @@ class DwFilterPartialProgram implements WebGPUProgram {
     this.outputShape = chunks === 1 ? [g.KH, g.KW, g.C, 1] : [chunks, g.KH, g.KW, g.C];
     this.variableComponents = [this.comp, this.comp];
     this.outputComponent = this.comp;
-    const fd = flatDispatch(this.outputShape, this.threads, t.workgroupSize);
-    this.dispatchLayout = fd.dispatchLayout;
-    this.dispatch = fd.dispatch;
-    this.workgroupSize = fd.workgroupSize;
+    Object.assign(this, flatDispatch(this.outputShape, this.threads, t.workgroupSize));
     this.shaderKey = `xsDwDw_${geomKey(g)}_c${this.comp}_n${this.n}_r${this.rg}_wg${t.workgroupSize}`;
   }
 

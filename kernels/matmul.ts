@@ -14,8 +14,7 @@
  */
 import { tf } from "../runtime/tf.ts";
 import type { WebGPUBackend } from "../runtime/tf.ts";
-import { assertFloat32, flatDispatch, gpuBackend, ints, kernelTuning, run } from "./common.ts";
-import type { WebGPUProgram } from "./common.ts";
+import { assertFloat32, flatDispatch, FlatProgram, gpuBackend, ints, kernelTuning, run } from "./common.ts";
 import { ColumnSumProgram } from "./reduce.ts";
 
 /** Registered kernel: `C = op(a) · op(b)` for 2-D float32 `a`, `b`; attrs `transposeA`, `transposeB`. */
@@ -77,12 +76,7 @@ export function planMatMul({ M, K, N }: MatMulShape): MatMulPlan {
 }
 
 /** One tile per thread; output [splits, M, N] (partials) or [M, N]. */
-export class MatMulProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: WebGPUProgram["dispatchLayout"];
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
+export class MatMulProgram extends FlatProgram {
   variableNames = ["aIn", "bIn"];
   uniforms = "nThreads : i32, M : i32, K : i32, N : i32, colTiles : i32, tiles : i32, kPerSplit : i32,";
   readonly threads: number;
@@ -95,16 +89,14 @@ export class MatMulProgram implements WebGPUProgram {
     readonly transposeB: boolean,
     readonly plan: MatMulPlan,
   ) {
+    super();
     const { M, N } = shape;
     this.colTiles = Math.ceil(N / plan.tileCols);
     this.tiles = Math.ceil(M / plan.tileRows) * this.colTiles;
     this.threads = this.tiles * plan.splits;
     this.outputShape = plan.splits > 1 ? [plan.splits, M, N] : [M, N];
     const wg = kernelTuning().workgroupSize;
-    const fd = flatDispatch(this.outputShape, this.threads, wg);
-    this.dispatchLayout = fd.dispatchLayout;
-    this.dispatch = fd.dispatch;
-    this.workgroupSize = fd.workgroupSize;
+    Object.assign(this, flatDispatch(this.outputShape, this.threads, wg));
     this.shaderKey = `xsMatMul_${+transposeA}${+transposeB}_${plan.tileRows}x${plan.tileCols}_${
       plan.splits > 1 ? "split" : "whole"
     }_${wg}`;

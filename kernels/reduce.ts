@@ -7,20 +7,23 @@
  * @module
  */
 import type { tf, WebGPUBackend } from "../runtime/tf.ts";
-import { channelComponents, flatDispatch, floatType, ints, kernelTuning, run, splitRows } from "./common.ts";
-import type { WebGPUProgram } from "./common.ts";
+import {
+  channelComponents,
+  flatDispatch,
+  FlatProgram,
+  floatType,
+  ints,
+  kernelTuning,
+  run,
+  splitRows,
+} from "./common.ts";
 
 /**
  * Sums rows of `aIn` viewed as [G, R, M] over row chunks. With `pairWithProduct`, a second input
  * `bIn` of the same shape is read too and the output holds, per chunk, the sum of `a` followed by
  * the sum of `a*b` (layout [G, chunks, 2, M]): the SE backward pass needs both from one read.
  */
-export class ColumnSumProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: WebGPUProgram["dispatchLayout"];
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
+export class ColumnSumProgram extends FlatProgram {
   variableNames: string[];
   variableComponents: number[];
   outputComponent: number;
@@ -38,6 +41,7 @@ export class ColumnSumProgram implements WebGPUProgram {
     pairWithProduct: boolean,
     outputShape?: number[],
   ) {
+    super();
     this.comp = channelComponents(columns);
     this.pair = pairWithProduct;
     this.threads = groups * chunks * (columns / this.comp);
@@ -47,10 +51,7 @@ export class ColumnSumProgram implements WebGPUProgram {
     this.variableComponents = this.variableNames.map(() => this.comp);
     this.outputComponent = this.comp;
     const wg = kernelTuning().workgroupSize;
-    const fd = flatDispatch(this.outputShape, this.threads, wg);
-    this.dispatchLayout = fd.dispatchLayout;
-    this.dispatch = fd.dispatch;
-    this.workgroupSize = fd.workgroupSize;
+    Object.assign(this, flatDispatch(this.outputShape, this.threads, wg));
     this.shaderKey = `xsColumnSum_${this.comp}_${pairWithProduct ? "pair" : "sum"}_${wg}`;
   }
 

@@ -19,6 +19,7 @@ import {
   assertFloat32,
   channelComponents,
   flatDispatch,
+  FlatProgram,
   gpuBackend,
   ints,
   kernelTuning,
@@ -269,12 +270,7 @@ class SeSqueezeProgram implements WebGPUProgram {
  * per-channel values and the index arithmetic (scalarised integer division on CPU rasterisers)
  * are paid once per run rather than per element.
  */
-class SeChannelProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: WebGPUProgram["dispatchLayout"];
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
+class SeChannelProgram extends FlatProgram {
   variableNames: string[];
   variableComponents: number[];
   outputComponent: number;
@@ -285,6 +281,7 @@ class SeChannelProgram implements WebGPUProgram {
   readonly runs: number;
 
   constructor(readonly s: SeShape, readonly mode: "scale" | "inputGrad", xShape: number[]) {
+    super();
     this.comp = channelComponents(s.C);
     this.pixels = Math.max(1, Math.min(kernelTuning().sePixelsPerThread, s.HW));
     this.runs = Math.ceil(s.HW / this.pixels);
@@ -294,10 +291,7 @@ class SeChannelProgram implements WebGPUProgram {
     this.variableComponents = [this.comp, this.comp];
     this.outputComponent = this.comp;
     const wg = kernelTuning().workgroupSize;
-    const fd = flatDispatch(xShape, this.threads, wg);
-    this.dispatchLayout = fd.dispatchLayout;
-    this.dispatch = fd.dispatch;
-    this.workgroupSize = fd.workgroupSize;
+    Object.assign(this, flatDispatch(xShape, this.threads, wg));
     this.shaderKey = `xsSeChannel_${mode}_${this.comp}_${this.pixels}_${wg}`;
   }
 
@@ -342,12 +336,7 @@ class SeChannelProgram implements WebGPUProgram {
  * and offV multiples of 4) a thread computes four adjacent v from vec4 loads, a quarter of the
  * loads of the scalar form; columns past `inner` are read from the record's padding and dropped.
  */
-class SeWeightGradProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: WebGPUProgram["dispatchLayout"];
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
+class SeWeightGradProgram extends FlatProgram {
   variableNames = ["pkIn"];
   variableComponents: number[];
   uniforms =
@@ -364,16 +353,14 @@ class SeWeightGradProgram implements WebGPUProgram {
     readonly product: boolean,
     readonly vec4: boolean,
   ) {
+    super();
     this.outputShape = outputShape;
     const inner = outputShape[outputShape.length - 1];
     this.innerV = vec4 ? Math.ceil(inner / 4) : inner;
     this.threads = (outputShape.reduce((a, b) => a * b, 1) / inner) * this.innerV;
     this.variableComponents = [vec4 ? 4 : 1];
     const wg = kernelTuning().workgroupSize;
-    const fd = flatDispatch(outputShape, this.threads, wg);
-    this.dispatchLayout = fd.dispatchLayout;
-    this.dispatch = fd.dispatch;
-    this.workgroupSize = fd.workgroupSize;
+    Object.assign(this, flatDispatch(outputShape, this.threads, wg));
     this.shaderKey = `xsSeWeightGrad_${product}_${vec4}_${wg}`;
   }
 
