@@ -29,6 +29,7 @@ import {
 
 export type { DepthwiseConvOptions } from "./depthwise.ts";
 export type { SeActivation, SeGate, SeOptions } from "./se.ts";
+export type { BatchNormTrainParams, BnActivation } from "./batchnorm.ts";
 export { depthwiseConv2dStock } from "./depthwise.ts";
 export { squeezeExciteStock } from "./se.ts";
 export { kernelTuning, setKernelTuning } from "./common.ts";

@@ -16,6 +16,7 @@ import { type Tensor, tf } from "../runtime/tf.ts";
 import { Rng } from "../runtime/rng.ts";
 import {
   batchNormTrain,
+  type BatchNormTrainParams,
   depthwiseConv2d,
   type KernelChoice,
   matMul,
@@ -549,15 +550,8 @@ export type Activation =
   | "hardsigmoid"
   | "hardswish";
 
-/** Parameters of one BatchNorm layer. */
-export interface BatchNormParams {
-  gamma: Tensor;
-  beta: Tensor;
-  runningMean: Tensor;
-  runningVar: Tensor;
-  eps: number;
-  momentum: number;
-}
+/** Parameters of one BatchNorm layer: γ, β, running statistics, eps, momentum (kernels/batchnorm.ts). */
+export type BatchNormParams = BatchNormTrainParams;
 
 /** Parameters of one SE block (1×1 conv weights as in the reference code). */
 export interface SEParams {
