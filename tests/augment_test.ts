@@ -1016,6 +1016,59 @@ Deno.test("stretched source: eval Resize(192)+CenterCrop(160) is torchvision's o
   assertGpuHealthy();
 });
 
+/** A PIL bilinear stretch of the whole original to hs×ws (two square crops of the hs×ws resize). */
+function stretchTo(orig: Uint8Array, h0: number, w0: number, hs: number, ws: number): Uint8Array {
+  const out = new Uint8Array(hs * ws * 3);
+  for (let ox = 0; ox < ws; ox += hs) {
+    const part = cpuResize(orig, h0, w0, 3, [0, 0, w0, h0], ws, hs, ox, 0, hs);
+    for (let y = 0; y < hs; y++) out.set(part.subarray(y * hs * 3, (y + 1) * hs * 3), (y * ws + ox) * 3);
+  }
+  return out;
+}
+
+Deno.test("Imagenette storage (192x384): a 2:1 original keeps its horizontal detail; a 192x192 stretch loses it", async () => {
+  const W0 = 320, H0 = 160, So = 160;
+  const prot = referenceProtocol("imagenette160");
+  // Vertical stripes of period 3.1 px in the original: the eval Resize(192) (320 → 384 columns)
+  // keeps them; a 192-column store (0.6×) cannot.
+  const original = new Uint8Array(H0 * W0 * 3);
+  for (let y = 0; y < H0; y++) {
+    for (let x = 0; x < W0; x++) {
+      for (let k = 0; k < 3; k++) {
+        original[(y * W0 + x) * 3 + k] = Math.round(
+          128 + 100 * Math.sin((2 * Math.PI * x) / 3.1 + k) + 0.1 * y,
+        );
+      }
+    }
+  }
+  // torchvision: Resize(192) → 384x192; CenterCrop(160) at left round((384−160)/2) = 112, top 16.
+  const ref = cpuResize(original, H0, W0, 3, [0, 0, W0, H0], 384, 192, 112, 16, So);
+  const evalOf = async (Hs: number, Ws: number) => {
+    const stored = stretchTo(original, H0, W0, Hs, Ws);
+    const source: ImageSource = {
+      count: 1,
+      height: Hs,
+      width: Ws,
+      channels: 3,
+      labels: [0],
+      sourceSizes: new Uint16Array([W0, H0]),
+      readImages: (idx, out) => idx.forEach((_, i) => out.set(stored, i * stored.length)),
+    };
+    const loader = createEvalLoader({ source, protocol: prot, batchSize: 1, imageSize: So });
+    for await (const batch of loader) {
+      const got = toLevels(await batch.x.data(), prot.mean, prot.std, So * So * 3);
+      batch.x.dispose();
+      return diff(Array.from(got, Math.round), ref);
+    }
+    throw new Error("no batch");
+  };
+  const wide = await evalOf(192, 384), square = await evalOf(192, 192);
+  // The stored 384 columns are torchvision's own Resize(192) columns, so the crop is exact (measured:
+  // 0 levels); allow 2 for the resampling kernels' float rounding.
+  assert(wide.max <= 2, `192x384 store: max diff ${wide.max} levels from torchvision's eval crop`);
+  assert(square.max > 60, `192x192 store should have lost the stripes (max diff ${square.max})`);
+});
+
 Deno.test("stretched source: RandomResizedCrop drawn on the original keeps its ratio bounds (1000 draws)", () => {
   const Hs = 192, Ws = 192;
   const prot = referenceProtocol("imagenette160"); // RRC scale (0.9, 1.1), ratio (3/4, 4/3)

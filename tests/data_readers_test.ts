@@ -215,7 +215,7 @@ Deno.test({
 // ---------------------------------------------------------------------------------------------
 // Image-file datasets
 
-Deno.test("imagenette160: sorted wnid classes, val as test, stretched 192x192, JPEG colours", async () => {
+Deno.test("imagenette160: sorted wnid classes, val as test, stretched 192x384, JPEG colours", async () => {
   const dir = await tmp();
   const f = await writeImagenette(dir);
   const cacheDir = join(dir, "cache");
@@ -224,7 +224,7 @@ Deno.test("imagenette160: sorted wnid classes, val as test, stretched 192x192, J
   assert.deepEqual(r.manifest.classNames, WNIDS.slice(0, 3));
   assert.equal(r.manifest.splits.train.count, 6);
   assert.equal(r.manifest.splits.test.count, 3);
-  assert.deepEqual(r.manifest.storage, { height: 192, width: 192, channels: 3, fit: "stretch" });
+  assert.deepEqual(r.manifest.storage, { height: 192, width: 384, channels: 3, fit: "stretch" });
   checkSolidSplit(await readAll(cacheDir, "train"), f.train, 6);
   checkSolidSplit(await readAll(cacheDir, "test"), f.val, 6);
   await Deno.remove(dir, { recursive: true });

@@ -7,11 +7,13 @@
  * split, which agrees only when every split has every class; a split with an unknown class folder
  * is an error here).
  *
- * Imagenette is stored stretched to 192x192 (short side 160 in the source, long side up to ~2x):
- * the protocol's RandomResizedCrop(160, ratio 3/4..4/3) and Resize(192)+CenterCrop(160) act on the
- * whole non-square source image, so the loader maps those boxes through the recorded source size
- * (x * 192 / W, y * 192 / H); 192 keeps the test path's resolution exactly and the short side is
- * upsampled from 160, so only the long side loses some detail.
+ * Imagenette is stored stretched to 192 high x 384 wide (short side 160 in the source, long side
+ * 160-320 for nearly every image): the protocol's RandomResizedCrop(160, ratio 3/4..4/3) and
+ * Resize(192)+CenterCrop(160) act on the whole non-square source image, so the loader maps those
+ * boxes through the recorded source size (x * 384 / W, y * 192 / H). 192 rows keep the test path's
+ * resolution exactly (its Resize(192) upsamples the 160-px short side), and 384 columns keep at least
+ * as many columns as that resize gives any image up to 2:1, so wide originals lose no horizontal
+ * detail (a 192x192 stretch kept 0.6 of a 320-px-wide original's columns).
  *
  * @module
  */
@@ -76,11 +78,11 @@ export async function openImagenette(opts: ReaderOptions): Promise<DatasetSource
     "imagenette2-160 folders",
     root,
     [{ name: "train", dir: "train" }, { name: "test", dir: "val" }],
-    { height: 192, width: 192, channels: 3, fit: "stretch" },
+    { height: 192, width: 384, channels: 3, fit: "stretch" },
     {},
     [
       "test split = official val folder",
-      "stored stretched to 192x192; map source-image boxes through the recorded source size",
+      "stored stretched to 192x384 (HxW); map source-image boxes through the recorded source size",
     ],
   );
 }
