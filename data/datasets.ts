@@ -97,7 +97,8 @@ export const DATASETS: Record<string, DatasetInfo> = {
   },
   "imagenette160": {
     id: "imagenette160",
-    description: "Imagenette2-160: imagenette2-160/{train,val}/<wnid>/*.JPEG; stored stretched to 192x192",
+    description:
+      "Imagenette2-160: imagenette2-160/{train,val}/<wnid>/*.JPEG; stored stretched to 192x384 (HxW)",
     defaultRoot: `${datasetsDir()}/imagenette2-160`,
     storage: sq(192),
     sourceGeometry: true,

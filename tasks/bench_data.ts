@@ -3,7 +3,7 @@
  *
  * Part 1 (prepare): images/s of `deno task prepare`'s build for Fashion-MNIST (the real IDX files,
  * raw copy) and for a generated set of Imagenette-like JPEGs (213x160, decoded with sharp and
- * stretched to the stored 192x192) at several decode concurrencies. Every build is forced, into
+ * stretched to the stored 192x384) at several decode concurrencies. Every build is forced, into
  * `.cache/bench/`.
  *
  * Part 2 (loader + GPU augmentation): images/s of training batches produced on the GPU from uint8

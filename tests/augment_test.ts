@@ -924,7 +924,8 @@ Deno.test("every protocol compiles for its stored size at 32 px and at its own i
 });
 
 // ---------------------------------------------------------------------------------------------
-// Geometry on the original image of a stretched cache (Imagenette: W0×H0 stored as 192×192)
+// Geometry on the original image of a stretched cache (Imagenette: W0×H0 stored as 192×384; the
+// geometry tests below also use square stores — the mapping through the source size is the same)
 
 /** Smooth image (no noise): a resample of a resample stays within a few levels of one resample. */
 function smoothImage(h: number, w: number): Uint8Array {
