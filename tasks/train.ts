@@ -69,6 +69,7 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   // imagefolder:NAME: the protocol of "imagefolder", the identity (ledger, run folder) NAME.
   const preset: Preset = argsPreset(a);
   await assertWritableDir(a.out, "--out", "train", ["runs"]);
+  if (a.tensorboard) await assertWritableDir(a.tensorboard, "--tensorboard", "train", ["runs"]);
   // A malformed ledger is found now, not after training (and before the run folder is made).
   const ledgerRows = await checkLedger(`${a.out}/results.csv`);
   const dir = runDir(a, preset);
@@ -176,6 +177,7 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
     resume: a.resume,
     readEvery: a.logEvery,
     fingerprint: { ...preset, seed: a.seed },
+    tensorboard: a.tensorboard ? `${a.tensorboard}/${dir.split("/").pop()}` : undefined,
   });
   const row = {
     model: a.model,

@@ -19,6 +19,7 @@ import { evaluateBatches, scoreLogits } from "../train/evaluate.ts";
 import { parseCsv } from "../runtime/csv.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
 import { trainCliArgs } from "./fixtures.ts";
+import { parseMetricsJsonl } from "../score/report/data.ts";
 
 const GOLDEN = new URL("./golden/torchvision_mobilenet_v2.json", import.meta.url);
 const TORCH_DTYPE: Record<string, string> = { float32: "F32", int64: "I64" };
@@ -201,12 +202,13 @@ Deno.test({
         await cli(trainCliArgs(out, [
           ...["--model", "tinynet", "--dataset", "fashion-mnist", "--image-size", "32", "--batch-size", "16"],
           ...["--train-limit", "32", "--test-limit", "96", "--epochs", "1", "--seed", String(seed)],
+          ...["--log-every", "1", ...(seed === 1 ? ["--tensorboard", `${out}/tb`] : [])],
         ]));
       }
       const ledger = await readLedgerRecords(`${out}/results.csv`);
       assertEquals(ledger.length, 2);
-      const dirs = [...Deno.readDirSync(out)].filter((e) => e.isDirectory).map((e) => `${out}/${e.name}`)
-        .sort();
+      const dirs = [...Deno.readDirSync(out)].filter((e) => e.isDirectory && e.name !== "tb")
+        .map((e) => `${out}/${e.name}`).sort();
       assertEquals(dirs.length, 2);
       for (const dir of dirs) {
         const epochs = parseCsv(await Deno.readTextFile(`${dir}/epochs.csv`));
@@ -233,12 +235,34 @@ Deno.test({
         assertEquals(e.top1.toFixed(2), row.accuracy);
         assert(e.top5 >= e.top1 && e.top5 <= 100);
         assert(Number.isFinite(e.loss) && e.loss > 0);
+        // metrics.jsonl: a line per step (log-every 1) and the epoch with the same test top-1; its top-5
+        // and loss come from the same logits eval reads (the recorded eval pass is bit-identical).
+        const metrics = parseMetricsJsonl(await Deno.readTextFile(`${dir}/metrics.jsonl`), "metrics.jsonl");
+        assertEquals(metrics.steps.map((p) => p.step), [1]);
+        assertEquals(metrics.epochs.map((p) => p.testAccuracy), [last]);
+        assertEquals(metrics.epochs[0].testTop5, e.top5);
+        assertAlmostEquals(metrics.epochs[0].testLoss!, e.loss, 1e-9);
+        // One epoch: best.safetensors holds the final weights.
+        const best = decodeSafetensors(await Deno.readFile(`${dir}/best.safetensors`));
+        const final = decodeSafetensors(await Deno.readFile(`${dir}/weights.safetensors`));
+        assertEquals(best.metadata.epoch, "1");
+        assertEquals(
+          [...best.tensors.values()].map((t) => [...t.data]),
+          [...final.tensors.values()].map((t) => [...t.data]),
+        );
         const conf = parseCsv(await Deno.readTextFile(`${evalOut}/confusion.csv`));
         assertEquals(conf.rows.length, 10);
         const cells = conf.rows.map((r) => r.slice(1).map(Number));
         assertEquals(cells.flat().reduce((s, v) => s + v, 0), 96);
         assertEquals(cells.reduce((s, r, i) => s + r[i], 0), e.correct);
       }
+
+      // --tensorboard: one event folder per run, records after the file-version header.
+      const tbRuns = [...Deno.readDirSync(`${out}/tb`)].map((e) => e.name);
+      assertEquals(tbRuns.length, 1);
+      const events = [...Deno.readDirSync(`${out}/tb/${tbRuns[0]}`)].map((e) => e.name);
+      assert(events.length === 1 && events[0].startsWith("events.out.tfevents."), `${events}`);
+      assert((await Deno.stat(`${out}/tb/${tbRuns[0]}/${events[0]}`)).size > 100);
 
       // --init-from with another architecture's weights: one line listing the mismatches, exit 2.
       const bad = await new Deno.Command("deno", {

@@ -21,6 +21,8 @@ import { epochRandomSeed, EvalForward, type StepMode, type StepPath, TrainStep }
 import { describeSchedule, lrAt, type ScheduleSpec } from "./schedule.ts";
 import { type CheckpointMeta, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { encodeSafetensors, torchStateDict } from "./safetensors.ts";
+import { MetricsLog } from "./metrics.ts";
+import { evaluateBatches } from "./evaluate.ts";
 import { assertFiniteState, lastGood } from "./health.ts";
 
 /** Where batches come from (an adapter over the data pipeline's loader, or synthetic data in tests). */
@@ -64,6 +66,8 @@ export interface RunOptions {
    * reporting, or a test that throws from it to stand in for a kill mid-epoch).
    */
   onStep?: (sessionSteps: number) => void;
+  /** Also write TensorBoard event files (scalars) into this folder (train/metrics.ts). */
+  tensorboard?: string;
 }
 
 /** One row of the per-epoch CSV. */
@@ -109,6 +113,10 @@ export function runPaths(dir: string) {
     checkpoint: `${dir}/checkpoint.safetensors`,
     epochs: `${dir}/epochs.csv`,
     weights: `${dir}/weights.safetensors`,
+    /** The weights of the best epoch so far (PyTorch names, like weights.safetensors). */
+    best: `${dir}/best.safetensors`,
+    /** One JSON object per progress line and per epoch (train/metrics.ts). */
+    metrics: `${dir}/metrics.jsonl`,
   };
 }
 
@@ -143,6 +151,7 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
   let steps = start * stepsPerEpoch, sessionSteps = 0, evalSeconds = 0;
   const paths = new Map<StepPath, number>();
   const sessionStart = performance.now();
+  const metrics = await MetricsLog.open(runFiles.metrics, { keepEpochs: start, tensorboard: o.tensorboard });
   try {
     for (let epoch = start; epoch < epochs; epoch++) {
       const t0 = performance.now();
@@ -175,6 +184,16 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
               eta,
             ),
           );
+          metrics.step({
+            epoch: epoch + 1,
+            step,
+            stepsPerEpoch,
+            globalStep: steps,
+            lr,
+            loss,
+            trainAccuracy: acc,
+            imagesPerSecond: seen / ((performance.now() - t0) / 1000),
+          });
         }
         o.onStep?.(sessionSteps);
       }
@@ -183,7 +202,11 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
       const trainLoss = checkedLoss(m.lossSum, seen, epoch, step);
       const trainAcc = m.correct / seen * 100;
       const t1 = performance.now();
-      const testAcc = await evaluate(evalForward, data);
+      const ev = await evaluateBatches((x) => evalForward.run(x), data.evalBatches());
+      if (ev.images !== data.testImages) {
+        throw new Error(`evaluated ${ev.images} test images, expected ${data.testImages}`);
+      }
+      const testAcc = ev.top1;
       const rec: EpochRecord = {
         epoch: epoch + 1,
         lr_first: lrAt(o.schedule, epoch, 0),
@@ -199,6 +222,20 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
       evalSeconds += rec.eval_seconds;
       const perEpoch = ((performance.now() - sessionStart) / 1000) / (epoch + 1 - start);
       log(summaryLine(rec, epochs, perEpoch * (epochs - epoch - 1)));
+      metrics.epoch({
+        epoch: rec.epoch,
+        globalStep: steps,
+        lrFirst: rec.lr_first,
+        lrLast: rec.lr_last,
+        trainLoss: rec.train_loss,
+        trainAccuracy: rec.train_accuracy,
+        testAccuracy: rec.test_accuracy,
+        testLoss: ev.loss,
+        testTop5: ev.top5,
+        trainSeconds: rec.train_seconds,
+        evalSeconds: rec.eval_seconds,
+        imagesPerSecond: rec.images_per_second,
+      });
       // Weights, BN statistics and Adam moments can hold NaN/Inf while the loss is finite (train/health.ts).
       await assertFiniteState(
         model.params,
@@ -210,6 +247,17 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
         runFiles.epochs,
         formatCsv(Object.keys(rec), history.map((r) => Object.values(r))),
       );
+      // The first epoch reaching the best accuracy so far (summarize's best epoch).
+      if (!history.slice(0, -1).some((r) => r.test_accuracy >= rec.test_accuracy)) {
+        await writeFileAtomic(
+          runFiles.best,
+          encodeSafetensors(await torchStateDict(model.params.entries, steps), {
+            format: "pt",
+            run: JSON.stringify(o.fingerprint),
+            epoch: String(rec.epoch),
+          }),
+        );
+      }
       const meta: CheckpointMeta = {
         epochsDone: epoch + 1,
         rngs: { model: ctx.rng.state(), data: data.rngState() },
@@ -227,6 +275,7 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
     log(`training steps: ${[...paths].map(([p, n]) => `${n} ${p}`).join(", ")}`);
     return summarize(history, runFiles.weights, steps);
   } finally {
+    metrics.close();
     trainStep.dispose();
     evalForward.dispose();
     disposeAdamState(adam);

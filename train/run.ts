@@ -34,6 +34,7 @@ options:
   --resume           continue DIR/<run>/checkpoint.safetensors
   --force            train even if DIR/results.csv has a row of this model, dataset, preset and seed
   --log-every N      progress line every N steps (default 25; each one waits for the GPU)
+  --tensorboard DIR  also write TensorBoard event files (scalars) to DIR/<run folder> (under runs/)
   --init-from FILE   start from these weights (safetensors with PyTorch state_dict names, e.g. a
                      weights.safetensors or best.safetensors of another run); names and shapes must
                      match the model exactly
@@ -62,6 +63,8 @@ export interface TrainArgs {
   logEvery: number;
   /** Initial weights (PyTorch-named safetensors) instead of the seeded initialisation. */
   initFrom?: string;
+  /** Folder for TensorBoard event files (one subfolder per run). */
+  tensorboard?: string;
 }
 
 function positiveInt(v: string | undefined, name: string): number | undefined {
@@ -94,6 +97,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
       force: { type: "boolean", default: false },
       "log-every": { type: "string", default: "25" },
       "init-from": { type: "string" },
+      tensorboard: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -134,6 +138,7 @@ export function parseTrainArgs(args: string[]): TrainArgs | undefined {
     force: values.force!,
     logEvery: positiveInt(values["log-every"], "log-every")!,
     initFrom: values["init-from"],
+    tensorboard: values.tensorboard,
   };
 }
 
