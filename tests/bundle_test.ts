@@ -20,7 +20,7 @@ if (!haveData && !required) {
 const root = new URL("..", import.meta.url).pathname;
 
 async function deno(args: string[], cwd: string): Promise<{ code: number; out: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
+  const r = await new Deno.Command("deno", {
     args,
     cwd,
     stdout: "piped",
