@@ -282,27 +282,6 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
   }
 }
 
-/**
- * Top-1 test accuracy (%) over the whole test split, BN in eval mode (running statistics), through
- * the (recorded) evaluation forward pass of train/step.ts.
- */
-export async function evaluate(forward: EvalForward, data: TrainSource): Promise<number> {
-  let correct = 0, total = 0;
-  for await (const batch of data.evalBatches()) {
-    const logits = forward.run(batch.x);
-    const pred = tf.argMax(logits, 1);
-    const p = (await pred.data()) as Int32Array;
-    assertGpuHealthy();
-    for (let i = 0; i < batch.valid; i++) correct += p[i] === batch.labels[i] ? 1 : 0;
-    total += batch.valid;
-    tf.dispose([pred, logits, batch.x]);
-  }
-  if (total !== data.testImages) {
-    throw new Error(`evaluated ${total} test images, expected ${data.testImages}`);
-  }
-  return (100 * correct) / total;
-}
-
 function checkedLoss(lossSum: number, seen: number, epoch: number, step: number): number {
   const loss = lossSum / seen;
   assertGpuHealthy();
