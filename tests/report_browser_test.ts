@@ -244,6 +244,31 @@ Deno.test({
           );
         });
       }
+      // One run also has metrics.jsonl (as train writes it): its per-step loss and test loss/top-5 are drawn.
+      const withMetrics = `${dir}/mobilenet_cifar10_paper_s1`;
+      Deno.writeTextFileSync(
+        `${withMetrics}/metrics.jsonl`,
+        [1, 2, 3, 4].map((s) =>
+          JSON.stringify({
+            kind: "step",
+            epoch: s > 2 ? 2 : 1,
+            step: ((s - 1) % 2) + 1,
+            steps_per_epoch: 2,
+            loss: 3 - s / 2,
+          })
+        ).join("\n") + "\n" +
+          [1, 2].map((e) =>
+            JSON.stringify({
+              kind: "epoch",
+              epoch: e,
+              train_loss: 2.5 - e,
+              train_accuracy: 30 * e,
+              test_accuracy: 40 * e,
+              test_loss: 2 - e / 2,
+              test_top5: 80 + e,
+            })
+          ).join("\n") + "\n",
+      );
       Deno.writeTextFileSync(`${dir}/results.csv`, [header, ...rows].join("\n") + "\n");
       const out = `${dir}/report`;
       await report(["--results", `${dir}/results.csv`, "--out", out, "--bootstrap", "200"], () => {});
@@ -251,7 +276,14 @@ Deno.test({
         const names = await assertChartsRendered(page, 3);
         assertEquals(names.filter((n) => n.startsWith("loss-")).length, 18);
         assertEquals(names.filter((n) => n.startsWith("accuracy-")).length, 18);
-        assertEquals(await page.locator('svg[data-chart^="accuracy-"] .xs-line').count(), 18 * 2);
+        // epochs.csv runs: train + test accuracy lines; the metrics.jsonl run adds test top-5.
+        assertEquals(await page.locator('svg[data-chart^="accuracy-"] .xs-line').count(), 18 * 2 + 1);
+        // Loss: epoch train loss everywhere; the metrics.jsonl run adds per-step loss and test loss.
+        assertEquals(await page.locator('svg[data-chart^="loss-"] .xs-line').count(), 18 + 2);
+        const k = (await page.locator(".run h3").allTextContents()).findIndex((t) =>
+          t.startsWith("mobilenet / cifar10 / paper / seed 1")
+        );
+        assertEquals(await page.locator(`svg[data-chart="loss-${k}"] path.xs-line`).count(), 3);
         // Seeds: mean ± sd in the matrix, and the seed bootstrap column is filled.
         const cell = await page.locator("#xs-matrix tbody tr").first().locator("td").nth(1).textContent();
         assert(/± .*\(n=2\)/.test(cell ?? ""), `matrix cell "${cell}"`);
