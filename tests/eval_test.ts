@@ -201,7 +201,7 @@ Deno.test({
       for (const seed of [1, 2]) {
         await cli(trainCliArgs(out, [
           ...["--model", "tinynet", "--dataset", "fashion-mnist", "--image-size", "32", "--batch-size", "16"],
-          ...["--train-limit", "32", "--test-limit", "96", "--epochs", "1", "--seed", String(seed)],
+          ...["--train-limit", "32", "--test-limit", "96", "--epochs", "2", "--seed", String(seed)],
           ...["--log-every", "1", ...(seed === 1 ? ["--tensorboard", `${out}/tb`] : [])],
         ]));
       }
@@ -212,7 +212,8 @@ Deno.test({
       assertEquals(dirs.length, 2);
       for (const dir of dirs) {
         const epochs = parseCsv(await Deno.readTextFile(`${dir}/epochs.csv`));
-        const last = Number(epochs.rows.at(-1)![epochs.header.indexOf("test_accuracy")]);
+        const accs = epochs.rows.map((r) => Number(r[epochs.header.indexOf("test_accuracy")]));
+        const last = accs.at(-1)!;
         const evalOut = `${dir}/eval`;
         const text = await cli(
           await taskArgs("eval", evalOut, [
@@ -235,21 +236,26 @@ Deno.test({
         assertEquals(e.top1.toFixed(2), row.accuracy);
         assert(e.top5 >= e.top1 && e.top5 <= 100);
         assert(Number.isFinite(e.loss) && e.loss > 0);
-        // metrics.jsonl: a line per step (log-every 1) and the epoch with the same test top-1; its top-5
-        // and loss come from the same logits eval reads (the recorded eval pass is bit-identical).
+        // metrics.jsonl: the progress line of each epoch (log-every 1; the last step is the summary)
+        // and each epoch with the same test top-1; the last epoch's top-5 and loss come from the same
+        // logits eval reads (the recorded eval pass is bit-identical).
         const metrics = parseMetricsJsonl(await Deno.readTextFile(`${dir}/metrics.jsonl`), "metrics.jsonl");
-        assertEquals(metrics.steps.map((p) => p.step), [1]);
-        assertEquals(metrics.epochs.map((p) => p.testAccuracy), [last]);
-        assertEquals(metrics.epochs[0].testTop5, e.top5);
-        assertAlmostEquals(metrics.epochs[0].testLoss!, e.loss, 1e-9);
-        // One epoch: best.safetensors holds the final weights.
+        assertEquals(metrics.steps.map((p) => [p.epoch, p.step]), [[1, 1], [2, 1]]);
+        assertEquals(metrics.epochs.map((p) => p.testAccuracy), accs);
+        assertEquals(metrics.epochs[1].testTop5, e.top5);
+        assertAlmostEquals(metrics.epochs[1].testLoss!, e.loss, 1e-9);
+        // best.safetensors: the ledger's best epoch, and eval gives its accuracy exactly.
         const best = decodeSafetensors(await Deno.readFile(`${dir}/best.safetensors`));
-        const final = decodeSafetensors(await Deno.readFile(`${dir}/weights.safetensors`));
-        assertEquals(best.metadata.epoch, "1");
-        assertEquals(
-          [...best.tensors.values()].map((t) => [...t.data]),
-          [...final.tensors.values()].map((t) => [...t.data]),
+        assertEquals(best.metadata.epoch, row.best_epoch);
+        await cli(
+          await taskArgs("eval", `${evalOut}/best`, [
+            ...["--weights", `${dir}/best.safetensors`, "--model", "tinynet", "--dataset", "fashion-mnist"],
+            ...["--out", `${evalOut}/best`],
+          ]),
         );
+        const eb = JSON.parse(await Deno.readTextFile(`${evalOut}/best/eval.json`));
+        assertEquals(eb.top1, Math.max(...accs));
+        assertEquals(eb.top1.toFixed(2), row.best_accuracy);
         const conf = parseCsv(await Deno.readTextFile(`${evalOut}/confusion.csv`));
         assertEquals(conf.rows.length, 10);
         const cells = conf.rows.map((r) => r.slice(1).map(Number));
