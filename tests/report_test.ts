@@ -229,3 +229,48 @@ Deno.test("report task: Table 3 writes a self-contained page and report.md; bad 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("report and eval CLIs: --help exits 0 with the usage, a bad flag is one line (exit 2), as deno.json runs them", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile("deno.json")).tasks as Record<string, { command: string }>;
+  const run = async (task: string, ...args: string[]) => {
+    const words = tasks[task].command.split(/\s+/).slice(1);
+    const p = await new Deno.Command("deno", {
+      args: [...words, ...args],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    })
+      .output();
+    return { code: p.code, out: new TextDecoder().decode(p.stdout), err: new TextDecoder().decode(p.stderr) };
+  };
+  for (const task of ["report", "eval"]) {
+    const help = await run(task, "--help");
+    assertEquals(help.code, 0, help.err);
+    assert(help.out.startsWith(`deno task ${task}`), help.out);
+    const bad = await run(task, "--frobnicate");
+    assertEquals(bad.code, 2, bad.err);
+    assertEquals(bad.err.split("\n")[0], "error: unknown flag --frobnicate");
+    assert(!/\n\s+at .*:\d+:\d+/.test(bad.err), bad.err);
+  }
+  const lambda = await run("report", "--lambda", "1.5");
+  assertEquals([lambda.code, lambda.err.split("\n")[0]], [
+    2,
+    'error: --lambda "1.5": expected a number in [0, 1] (paper Eq. 3)',
+  ]);
+  const out = await run("report", "--out", "/tmp/xs-not-allowed");
+  assertEquals(out.code, 2);
+  assert(
+    out.err.startsWith("error: --out /tmp/xs-not-allowed: deno task report may write only under results/"),
+    out.err,
+  );
+  const missing = await run(
+    "eval",
+    "--weights",
+    "nope.safetensors",
+    "--model",
+    "tinynet",
+    "--dataset",
+    "fashion-mnist",
+  );
+  assertEquals([missing.code, missing.err.split("\n")[0]], [2, "error: nope.safetensors: file not found"]);
+});
