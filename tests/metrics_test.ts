@@ -177,3 +177,55 @@ Deno.test("metrics: jsonl lines as they happen, TensorBoard events readable, res
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Reads an event file with the `tensorboard` Python package's own loader. */
+async function tensorboardPackage(path: string): Promise<{ step: number; tag: string; value: number }[]> {
+  const script = `
+import json, sys
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+out = []
+for e in EventFileLoader(sys.argv[1]).Load():
+    for v in e.summary.value:
+        out.append({"step": e.step, "tag": v.tag, "value": v.simple_value})
+print(json.dumps(out))
+`;
+  const p = await new Deno.Command("/usr/bin/python3", {
+    args: ["-c", script, path],
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  assertEquals(p.code, 0, new TextDecoder().decode(p.stderr));
+  return JSON.parse(new TextDecoder().decode(p.stdout));
+}
+
+const haveTensorboard = await new Deno.Command("/usr/bin/python3", {
+  args: ["-c", "import tensorboard.backend.event_processing.event_file_loader"],
+  stdout: "null",
+  stderr: "null",
+}).output().then((p) => p.code === 0, () => false);
+if (!haveTensorboard) {
+  console.warn(
+    "metrics_test: no Python tensorboard package; its reader test is skipped (the independent decoder runs)",
+  );
+}
+
+Deno.test({
+  name: "TensorBoard: the tensorboard package's own event loader reads our file",
+  ignore: !haveTensorboard,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const log = await MetricsLog.open(`${dir}/metrics.jsonl`, { tensorboard: `${dir}/tb` });
+      log.step(step(1, 2, 2.25));
+      log.step(step(1, 4, 1.75));
+      log.close();
+      const file = [...Deno.readDirSync(`${dir}/tb`)].map((e) => `${dir}/tb/${e.name}`)[0];
+      const read = await tensorboardPackage(file);
+      const losses = read.filter((r) => r.tag === "train/loss").map((r) => [r.step, r.value]);
+      assertEquals(losses, [[2, 2.25], [4, 1.75]]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
