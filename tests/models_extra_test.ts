@@ -564,7 +564,7 @@ async function referenceCase(id: string, size: number, options: Record<string, u
     let v: number[];
     if (e.name.endsWith("running_var")) v = draw(n, 0.5, 1.5);
     else if (e.name.endsWith("running_mean") || e.name.endsWith(".bias")) v = draw(n, -0.3, 0.3);
-    else if (e.shape.length === 1) v = draw(n, 0.5, 1.5); // BN/LN weights, ConvNeXt γ
+    else if (e.shape.length === 1 || /\.gamma$/.test(e.name)) v = draw(n, 0.5, 1.5); // BN/LN weights, ConvNeXt γ ([d,1,1])
     else v = Array.from(await e.variable!.data(), (w) => 1.7 * w); // the init's scale, a little larger
     const t = tf.tensor(v, e.shape);
     e.variable!.assign(t);
