@@ -210,22 +210,25 @@ if (!haveTensorboard) {
   );
 }
 
-Deno.test({
-  name: "TensorBoard: the tensorboard package's own event loader reads our file",
-  ignore: !haveTensorboard,
-  fn: async () => {
-    const dir = await Deno.makeTempDir();
-    try {
-      const log = await MetricsLog.open(`${dir}/metrics.jsonl`, { tensorboard: `${dir}/tb` });
-      log.step(step(1, 2, 2.25));
-      log.step(step(1, 4, 1.75));
-      log.close();
-      const file = [...Deno.readDirSync(`${dir}/tb`)].map((e) => `${dir}/tb/${e.name}`)[0];
-      const read = await tensorboardPackage(file);
-      const losses = read.filter((r) => r.tag === "train/loss").map((r) => [r.step, r.value]);
-      assertEquals(losses, [[2, 2.25], [4, 1.75]]);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
+// Registered only where the package imports (it needs protobuf >= 5, which Debian 12 lacks): the
+// independent decoder above is the truth everywhere, and an ignored test would read as green in CI.
+if (haveTensorboard) {
+  Deno.test({
+    name: "TensorBoard: the tensorboard package's own event loader reads our file",
+    fn: async () => {
+      const dir = await Deno.makeTempDir();
+      try {
+        const log = await MetricsLog.open(`${dir}/metrics.jsonl`, { tensorboard: `${dir}/tb` });
+        log.step(step(1, 2, 2.25));
+        log.step(step(1, 4, 1.75));
+        log.close();
+        const file = [...Deno.readDirSync(`${dir}/tb`)].map((e) => `${dir}/tb/${e.name}`)[0];
+        const read = await tensorboardPackage(file);
+        const losses = read.filter((r) => r.tag === "train/loss").map((r) => [r.step, r.value]);
+        assertEquals(losses, [[2, 2.25], [4, 1.75]]);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
