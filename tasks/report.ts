@@ -18,6 +18,7 @@ import { buildReportData, type ModelCost, PAPER_LABEL, type ReportData } from ".
 import { imagenetteSvg, rankingChartFile, renderHtml, renderMarkdown } from "../score/report/page.ts";
 import { countModelOps, MODELS } from "../models/registry.ts";
 import "../models/zoo.ts";
+import { gitVersion } from "../runtime/version.ts";
 
 const USAGE = `deno task report [options]
 
@@ -120,21 +121,6 @@ function zooCost(model: string): ModelCost | null {
     classes: 10,
     source: "counted by the model zoo (deno task models), Table 1 setting",
   };
-}
-
-/** The git commit of the working tree, or "unknown". */
-async function gitVersion(): Promise<string> {
-  try {
-    const head = (await Deno.readTextFile(".git/HEAD")).trim();
-    if (!head.startsWith("ref: ")) return head.slice(0, 12);
-    const ref = head.slice(5);
-    const loose = await Deno.readTextFile(`.git/${ref}`).catch(() => undefined);
-    if (loose) return loose.trim().slice(0, 12);
-    const packed = await Deno.readTextFile(".git/packed-refs");
-    return packed.split("\n").find((l) => l.endsWith(` ${ref}`))?.slice(0, 12) ?? "unknown";
-  } catch {
-    return "unknown";
-  }
 }
 
 /** What one report run computed and wrote. */

@@ -31,23 +31,9 @@ import {
   type TrainArgs,
   withPrepareLock,
 } from "../train/run.ts";
+import { gitVersion } from "../runtime/version.ts";
 
 const USAGE = TRAIN_USAGE;
-
-/** The git commit of the working tree (for the ledger's `version`), or "unknown". */
-async function gitVersion(): Promise<string> {
-  try {
-    const head = (await Deno.readTextFile(".git/HEAD")).trim();
-    if (!head.startsWith("ref: ")) return head.slice(0, 12);
-    const ref = head.slice(5);
-    const loose = await Deno.readTextFile(`.git/${ref}`).catch(() => undefined);
-    if (loose) return loose.trim().slice(0, 12);
-    const packed = await Deno.readTextFile(".git/packed-refs");
-    return packed.split("\n").find((l) => l.endsWith(` ${ref}`))?.slice(0, 12) ?? "unknown";
-  } catch {
-    return "unknown";
-  }
-}
 
 /**
  * Opens the dataset's cache, preparing it when missing and confirming it against its source
