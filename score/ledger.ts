@@ -10,7 +10,7 @@
  */
 import { parseCsv } from "../runtime/csv.ts";
 import { UserError } from "../runtime/errors.ts";
-import { MAX_TEXT_INPUT_BYTES, readTextFileBounded } from "../runtime/cli.ts";
+import { MAX_TEXT_INPUT_BYTES, readFileBounded } from "../runtime/cli.ts";
 import { type AccuracyMatrix, mean, sampleStd } from "./xscore.ts";
 
 /** Columns a ledger must have. */
@@ -172,12 +172,13 @@ export function parseLedger(text: string, file: string): LedgerRow[] {
   });
 }
 
-/** Reads and parses one ledger file (see {@link parseLedger}); a missing or unreadable file is a UserError. */
-export async function readLedger(path: string | URL, label = String(path)): Promise<LedgerRow[]> {
-  let text;
+/**
+ * The bytes of an input file (a ledger, a table), bounded: a device (`--results /dev/zero`) or a
+ * huge file is refused instead of read forever. Every failure is a one-line UserError naming `label`.
+ */
+export async function readInputFile(path: string | URL, label = String(path)): Promise<Uint8Array> {
   try {
-    // Bounded: a device (`--results /dev/zero`) or a huge file is refused instead of read forever.
-    text = await readTextFileBounded(path, MAX_TEXT_INPUT_BYTES);
+    return await readFileBounded(path, MAX_TEXT_INPUT_BYTES);
   } catch (err) {
     if (err instanceof UserError) throw new UserError(err.message.replace(String(path), label));
     if (err instanceof Deno.errors.NotFound) throw new UserError(`${label}: file not found`);
@@ -189,7 +190,11 @@ export async function readLedger(path: string | URL, label = String(path)): Prom
     }
     throw new UserError(`${label}: cannot read: ${(err as Error).message}`);
   }
-  return parseLedger(text, label);
+}
+
+/** Reads and parses one ledger file (see {@link parseLedger}); a missing or unreadable file is a UserError. */
+export async function readLedger(path: string | URL, label = String(path)): Promise<LedgerRow[]> {
+  return parseLedger(new TextDecoder().decode(await readInputFile(path, label)), label);
 }
 
 /**

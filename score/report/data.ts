@@ -8,8 +8,15 @@
  */
 import { parseCsv } from "../../runtime/csv.ts";
 import { UserError } from "../../runtime/errors.ts";
-import { readFileBounded } from "../../runtime/cli.ts";
-import { canonicalDatasetId, canonicalModelId, fractionWarning, parseLedger } from "../ledger.ts";
+import {
+  canonicalDatasetId,
+  canonicalModelId,
+  fractionWarning,
+  parseLedger,
+  readInputFile,
+} from "../ledger.ts";
+import { REFERENCE_LABEL, REFERENCE_TABLE } from "../reference.ts";
+import type { ImagenetteCorrelation } from "../correlation.ts";
 import {
   type Bounds,
   CANONICAL_DATASETS,
@@ -28,10 +35,10 @@ import {
 } from "../bootstrap.ts";
 import { leastSquares, pearson, spearmanRho } from "../subsets.ts";
 
-/** The paper's Table 3 as shipped (the default input and the comparison column). */
-export const PAPER_TABLE: URL = new URL("../../data/reference/paper-table3.csv", import.meta.url);
+/** The paper's Table 3 as shipped (the default input and the comparison column; score/reference.ts). */
+export const PAPER_TABLE: URL = REFERENCE_TABLE;
 /** How the shipped table is named in the report (relative to the repository root). */
-export const PAPER_LABEL = "data/reference/paper-table3.csv";
+export const PAPER_LABEL: string = REFERENCE_LABEL;
 /** Presets whose numbers are comparable with Table 3 (the full protocol, no overridden field). */
 export const COMPARABLE_PRESETS: readonly string[] = ["paper", "reference"];
 
@@ -149,16 +156,8 @@ export interface ScoredSection {
   bootstrapSeed: number;
 }
 
-/** The Imagenette-160 accuracy vs xScore analysis (the paper's Figure 1). */
-export interface ImagenetteFigure {
-  models: string[];
-  imagenette: number[];
-  xscore: number[];
-  pearson: number;
-  spearman: number;
-  intercept: number;
-  slope: number;
-}
+/** The Imagenette-160 accuracy vs xScore analysis (the paper's Figure 1; score/correlation.ts). */
+export type ImagenetteFigure = ImagenetteCorrelation;
 
 /** Everything the page and report.md show. */
 export interface ReportData {
@@ -221,26 +220,6 @@ export function parseRunRows(text: string, file: string): RunRow[] {
 async function sha256(bytes: Uint8Array): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
   return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** A results ledger larger than this is not one (a device file, a wrong path). */
-const MAX_LEDGER_BYTES = 256 << 20;
-
-/** Reads one file as bytes, turning a missing or unreadable file into a one-line UserError. */
-export async function readInput(path: string | URL, label: string): Promise<Uint8Array> {
-  try {
-    return path instanceof URL ? await Deno.readFile(path) : await readFileBounded(path, MAX_LEDGER_BYTES);
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    if (err instanceof Deno.errors.NotFound) throw new UserError(`${label}: file not found`);
-    if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
-      throw new UserError(`${label}: read access denied; run with --allow-read`);
-    }
-    if (err instanceof Deno.errors.IsADirectory) {
-      throw new UserError(`${label}: is a directory, not a CSV file`);
-    }
-    throw new UserError(`${label}: cannot read: ${(err as Error).message}`);
-  }
 }
 
 const num = (v: unknown): number | null => {
@@ -403,7 +382,7 @@ export async function buildReportData(o: BuildOptions): Promise<ReportData> {
   const rows: RunRow[] = [];
   const inputs: InputFile[] = [];
   for (const file of files) {
-    const bytes = await readInput(paperOnly ? PAPER_TABLE : file, file);
+    const bytes = await readInputFile(paperOnly ? PAPER_TABLE : file, file);
     const fileRows = parseRunRows(new TextDecoder().decode(bytes), file);
     const w = fractionWarning(fileRows.map((r) => ({ ...r, file, line: 0 })));
     if (w) warnings.push(w);
@@ -411,7 +390,7 @@ export async function buildReportData(o: BuildOptions): Promise<ReportData> {
     inputs.push({ file, rows: fileRows.length, sha256: await sha256(bytes) });
   }
   const paperRows = paperOnly ? rows : parseRunRows(
-    new TextDecoder().decode(await readInput(PAPER_TABLE, PAPER_LABEL)),
+    new TextDecoder().decode(await readInputFile(PAPER_TABLE, PAPER_LABEL)),
     PAPER_LABEL,
   );
   const paper = new Map(paperRows.map((r) => [`${r.model}\u0000${r.dataset}`, r.accuracy]));
