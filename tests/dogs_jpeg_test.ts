@@ -1,5 +1,5 @@
 /**
- * Stanford Dogs under the reference preset (issue 12 item 8): the authors re-encoded their 256x256
+ * Stanford Dogs under the reference preset (docs/protocol.md §2.2): the authors re-encoded their 256x256
  * cache as JPEG quality 75 (PIL's default save) before training; the reference preset's cache does
  * the same, in its own directory, while the paper preset keeps the lossless resize. Truth: PIL
  * itself (run now), and the lossless cache re-encoded independently of the reader.

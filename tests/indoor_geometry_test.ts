@@ -1,5 +1,5 @@
 /**
- * MIT Indoor-67 under the reference preset (issue 12 item 8): the authors' RandomResizedCrop(224,
+ * MIT Indoor-67 under the reference preset (docs/protocol.md §2.2): the authors' RandomResizedCrop(224,
  * scale 0.9-1.1, ratio (1, 1)) runs on the original image, where no try fits an image wider than
  * ~1.11:1 and torchvision falls back to the centred square. The cache stores that square, so the
  * crop is drawn on the original size and mapped into it. Truth: torchvision's acceptance rule

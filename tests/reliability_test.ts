@@ -1,5 +1,5 @@
 /**
- * Reliability (issue 12, RELIABILITY.md): faults and bad inputs end in one line and a documented
+ * Reliability (RELIABILITY.md): faults and bad inputs end in one line and a documented
  * exit code, never in a wrong result with exit 0. Divergence that leaves the loss finite is caught
  * before any checkpoint is written; corrupt or non-finite checkpoints are refused on resume; the CLI
  * convention (runtime/cli.ts) holds for every task; caches know their source; runs know their

@@ -210,7 +210,7 @@ Deno.test("the shipped Table 3 is in ledger format with canonical ids, 11 models
   assertEquals(at("mobilevit", "mit-indoor67"), 59.74);
 });
 
-Deno.test("reference bounds are Table 3's column extremes (reference-spec §4.1)", async () => {
+Deno.test("reference bounds are Table 3's column extremes (docs/protocol.md §5.2)", async () => {
   const b = await referenceBounds(SUITES.full);
   assertEquals(b.min, [91.97, 76.05, 68.91, 74.38, 29.59, 51.01, 32.76]);
   assertEquals(b.max, [95.19, 89.25, 78.79, 80.64, 63.78, 61.14, 59.74]);
@@ -231,7 +231,7 @@ Deno.test("Table 3 as printed reproduces Table 4 for 9 models, NOT for convmixer
     }
   }
   const by = Object.fromEntries(r.scores.map((s) => [s.model, s]));
-  // reference-spec §4.2 test vectors for the mismatching rows.
+  // docs/protocol.md §5.3 test vectors for the mismatching rows.
   assertAlmostEquals(by.convmixer.xscore, 0.8591, 5e-5);
   assertAlmostEquals(by.mobilevit.xscore, 0.7349, 5e-5);
 });
@@ -248,7 +248,7 @@ Deno.test("with convmixer/mobilevit MiniPlaces and Indoor-67 swapped, all 11 row
   assertEquals(order, Object.keys(TABLE4));
 });
 
-Deno.test("proxy4 plain xScore on Table 3 (reference-spec §4.3 values; not the paper's 4-dataset column)", async () => {
+Deno.test("proxy4 plain xScore on Table 3 (docs/protocol.md §5.4 values; not the paper's 4-dataset column)", async () => {
   const r = computeXScore(selectDatasets(await table3(), SUITES.proxy4));
   const expected: Record<string, number> = {
     convmixer: 0.896,
@@ -323,7 +323,7 @@ Deno.test("subsets: combinations and a hand-checked 2-of-3 analysis", () => {
   assertThrows(() => analyzeSubsets(computeXScore(SMALL), 1), RangeError);
 });
 
-Deno.test("subsets on Table 3: proxy4 ties for best 4-subset (tau 51/55, rho 0.982), as reference-spec §4.3 found", async () => {
+Deno.test("subsets on Table 3: proxy4 ties for best 4-subset (tau 51/55, rho 0.982), as docs/protocol.md §5.4 records", async () => {
   const subs = analyzeSubsets(computeXScore(await table3()), 4);
   const best = subs.filter((s) => s.rank === 1).map((s) => s.datasets.join(",")).sort();
   assertEquals(best, [

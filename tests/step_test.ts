@@ -369,7 +369,7 @@ class TinyNet implements Module {
 
 registerModel({
   id: "xs-step-tiny",
-  description: "issue 7 test network",
+  description: "tiny BN network of the step tests",
   build: (p, o) => new TinyNet(p, o.numClasses),
 });
 
