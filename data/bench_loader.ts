@@ -10,7 +10,7 @@ import { assertGpuHealthy } from "../runtime/webgpu.ts";
 import { Rng } from "../runtime/rng.ts";
 import { createEvalLoader, createTrainLoader, type ImageSource } from "./loader.ts";
 import { type DatasetProtocol, referenceProtocol } from "./protocol.ts";
-import { compileTrain, planTrainBatch } from "./augment.ts";
+import { compileTrain, planTrainBatch } from "./augment/mod.ts";
 
 /** A synthetic in-memory source of `count` random uint8 images (labels i mod 10). */
 export function syntheticSource(

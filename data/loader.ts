@@ -1,7 +1,7 @@
 /**
  * Batch loaders: seeded per-epoch order over an image source (the packed cache), fixed batch
  * shapes, CPU reads of the next batch prepared while the GPU works on the current one, and GPU
- * augmentation (data/augment.ts) into {@link TrainBatch} / {@link EvalBatch}.
+ * augmentation (data/augment/) into {@link TrainBatch} / {@link EvalBatch}.
  *
  * Randomness: every epoch and every batch has its own generator derived from (seed, epoch, batch),
  * so an epoch's order and augmentation do not depend on what ran before, and a run resumes
@@ -31,7 +31,7 @@ import {
   compileEval,
   compileTrain,
   planTrainBatch,
-} from "./augment.ts";
+} from "./augment/mod.ts";
 
 /** Where images come from: one split of fixed-size uint8 HWC images (see {@link fromCacheSplit}). */
 export interface ImageSource {
@@ -56,7 +56,7 @@ export interface ImageSource {
   /**
    * How each stored image was cut from its original when {@link ImageSource.sourceSizes} is given:
    * "stretch" (default, the whole original) or "center-square" (its largest centred square: only
-   * RandomResizedCrop is then drawn on the original; data/augment.ts `OriginalSizes.fit`).
+   * RandomResizedCrop is then drawn on the original; data/augment/ `OriginalSizes.fit`).
    */
   sourceFit?: "stretch" | "center-square";
 }

@@ -1,7 +1,7 @@
 /**
  * Per-dataset data protocols as data: the transform lists of the reference code (docs/protocol.md
  * §2.2), the paper's uniform protocol, and the two extra datasets (Fashion-MNIST, ImageFolder).
- * The loader (data/loader.ts) compiles these lists into GPU augmentation plans (data/augment.ts).
+ * The loader (data/loader.ts) compiles these lists into GPU augmentation plans (data/augment/).
  *
  * Sizes inside the ops are in the protocol's own pixels (`inputSize` is the model input they were
  * written for). A run at another image size S scales every Resize/CenterCrop size by

@@ -1,6 +1,6 @@
 /**
  * GPU augmentation and loaders against plain CPU references written here (PIL/torchvision
- * semantics transcribed independently of data/augment.ts), plus statistical checks of the random
+ * semantics transcribed independently of data/augment/), plus statistical checks of the random
  * draws with fixed seeds. Tiny shapes: llvmpipe is slow.
  */
 import { assert, assertAlmostEquals, assertEquals } from "./assert.ts";
@@ -31,7 +31,7 @@ import {
   rotateMatrix,
   segmentOps,
   uploadBytes,
-} from "../data/augment.ts";
+} from "../data/augment/mod.ts";
 import { createEvalLoader, createTrainLoader, fromCacheSplit, type ImageSource } from "../data/loader.ts";
 import {
   type DatasetProtocol,

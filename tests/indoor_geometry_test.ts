@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { Rng } from "../runtime/rng.ts";
-import { compileTrain, GEOM_STRIDE, mapBoxFromCenterSquare, planTrainBatch } from "../data/augment.ts";
+import { compileTrain, GEOM_STRIDE, mapBoxFromCenterSquare, planTrainBatch } from "../data/augment/mod.ts";
 import { paperProtocol, referenceProtocol } from "../data/protocol.ts";
 
 const S = 256;

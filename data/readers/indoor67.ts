@@ -8,7 +8,7 @@
  * Storage: the largest centred square, resized to 256x256, with the original size recorded. The
  * protocol's test transform is Resize(224)+CenterCrop(224), i.e. that same square at 224. Its train
  * RandomResizedCrop(224, scale 0.9-1.1, ratio (1, 1)) is drawn on the original size (registry flag
- * `sourceGeometry`, data/augment.ts `mapBoxFromCenterSquare`): no try fits an image wider than
+ * `sourceGeometry`, data/augment/ `mapBoxFromCenterSquare`): no try fits an image wider than
  * ~1.11:1, which then gets the fixed centred square (the stored image), at torchvision's rate; a crop
  * that fits a near-square original keeps its size and is moved inside the stored square (by at most
  * (W - H)/2 px, under 6% of its side).
