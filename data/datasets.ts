@@ -1,7 +1,7 @@
 /**
  * The dataset registry: id -> reader, default root, stored resolution and class count. Readers
  * live in `data/readers/`; `deno task prepare` turns a dataset into the packed cache
- * (`data/cache.ts`), which is what training reads.
+ * (`data/cache/`), which is what training reads.
  *
  * Split names are uniform across datasets: "train" and "test" (the split the paper evaluates on,
  * e.g. Imagenette's and MiniPlaces' val), plus "val" where the protocol makes one (HAM10000).
@@ -9,7 +9,7 @@
  * @module
  */
 import { UserError } from "../runtime/errors.ts";
-import { buildCache, type BuildOptions, type BuildResult } from "./cache.ts";
+import { buildCache, type BuildOptions, type BuildResult } from "./cache/mod.ts";
 import type { StorageFit, StorageSpec } from "./images.ts";
 import { openCifar10, openCifar100 } from "./readers/cifar.ts";
 import type { DatasetSource, ReaderOptions } from "./readers/common.ts";

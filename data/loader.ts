@@ -61,7 +61,7 @@ export interface ImageSource {
   sourceFit?: "stretch" | "center-square";
 }
 
-/** The subset of data/cache.ts `CacheSplit` the loaders use. */
+/** The subset of data/cache/ `CacheSplit` the loaders use. */
 export interface CacheSplitLike {
   readonly count: number;
   readonly height: number;
@@ -78,7 +78,7 @@ export interface CacheSplitLike {
 }
 
 /**
- * Adapts an opened cache split (data/cache.ts `CacheSplit`) to an {@link ImageSource}; passes the
+ * Adapts an opened cache split (data/cache/ `CacheSplit`) to an {@link ImageSource}; passes the
  * source sizes on only when the split's `sourceGeometry` flag is set.
  */
 export function fromCacheSplit(split: CacheSplitLike): ImageSource {

@@ -9,7 +9,7 @@
  * becomes Resize(38) → CenterCrop(32) at 32 px. RandAugment's translate magnitude follows the
  * actual image size, as torchvision computes it from the image.
  *
- * Ops apply to the *stored* cache image (data/cache.ts), which the prepare step may already have
+ * Ops apply to the *stored* cache image (data/cache/), which the prepare step may already have
  * resized (e.g. HAM10000 is stored at 224×224, so its Resize((224,224)) is an identity there).
  * Exception: datasets whose cache stretches each whole original to a square (Imagenette, flag
  * `sourceGeometry` in data/datasets.ts) have their crop and Resize/CenterCrop boxes drawn on the

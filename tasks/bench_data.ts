@@ -17,7 +17,7 @@ import { intFlag, parseCli } from "../runtime/cli.ts";
 import { exists, writeFileAtomic } from "../runtime/fs.ts";
 import { DATASETS, defaultCacheDir, prepareDataset } from "../data/datasets.ts";
 import { writeJpegBenchSet } from "../data/synthetic.ts";
-import { openCache } from "../data/cache.ts";
+import { openCache } from "../data/cache/mod.ts";
 import { fromCacheSplit, type ImageSource } from "../data/loader.ts";
 import { type DatasetProtocol, paperProtocol, referenceProtocol } from "../data/protocol.ts";
 import { benchLoader, syntheticSource } from "../data/bench_loader.ts";

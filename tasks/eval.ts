@@ -17,7 +17,7 @@ import { buildModel, modelSpec } from "../models/registry.ts";
 import { largestActivation } from "../models/inspect.ts";
 import type { KernelChoice, ModelOptions } from "../models/core.ts";
 import { defaultCacheDir, getDataset } from "../data/datasets.ts";
-import { openCache } from "../data/cache.ts";
+import { openCache } from "../data/cache/mod.ts";
 import { createEvalLoader, fromCacheSplit } from "../data/loader.ts";
 import { applyOverrides, buildPreset, type Preset } from "../train/presets.ts";
 import { loadStateDict, readWeightsFile } from "../train/weights.ts";

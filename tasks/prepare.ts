@@ -1,6 +1,6 @@
 /**
  * `deno task prepare --dataset ID [--root DIR] [--cache DIR]`: decodes a dataset once into the
- * packed cache (data/cache.ts). Idempotent (an unchanged source does nothing), resumable (a killed
+ * packed cache (data/cache/). Idempotent (an unchanged source does nothing), resumable (a killed
  * run continues where it stopped), and rebuilds when the source changes. Progress goes to stderr;
  * a summary line to stdout. A missing or malformed root prints one line and exits 2.
  *

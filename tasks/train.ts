@@ -16,7 +16,7 @@ import { emptyActivation, largestActivation } from "../models/inspect.ts";
 import { defaultCacheDir, ensurePrepared, getDataset } from "../data/datasets.ts";
 import { assertWritableDir } from "../runtime/cli.ts";
 import { assertNoDifferingRun } from "../train/identity.ts";
-import { openCache } from "../data/cache.ts";
+import { openCache } from "../data/cache/mod.ts";
 import { describePreset, type Preset, presetLabel } from "../train/presets.ts";
 import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
 import { appendLedgerRow, checkLedger, findLedgerRun, type LedgerRecord } from "../train/ledger.ts";

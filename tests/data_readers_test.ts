@@ -5,7 +5,7 @@
  */
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { BuildInterrupted, type CacheManifest, openCache } from "../data/cache.ts";
+import { BuildInterrupted, type CacheManifest, openCache } from "../data/cache/mod.ts";
 import { prepareDataset, type PrepareOptions } from "../data/datasets.ts";
 import { safeRelPath } from "../data/readers/common.ts";
 import { maybeGunzip } from "../data/readers/idx.ts";

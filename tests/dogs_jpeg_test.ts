@@ -7,7 +7,7 @@
 import { assert, assertEquals } from "./assert.ts";
 import { reencodeJpeg } from "../data/images.ts";
 import { defaultCacheDir, prepareDataset, referenceJpegQuality } from "../data/datasets.ts";
-import { openCache } from "../data/cache.ts";
+import { openCache } from "../data/cache/mod.ts";
 import { writeDogs } from "./fixtures.ts";
 
 const PYTHON = Deno.env.get("XS_PYTHON") ?? "/usr/bin/python3";

@@ -223,7 +223,7 @@ Deno.test("imports: kernels/ and runtime/ import no upper layer, models/ no data
 
 Deno.test("imports: the rules catch each kind of wrong import (hand-written files)", () => {
   const files = new Map([
-    ["kernels/a.ts", 'import { x } from "../models/core.ts";\n// import "../data/cache.ts";'],
+    ["kernels/a.ts", 'import { x } from "../models/core.ts";\n// import "../data/cache/mod.ts";'],
     ["runtime/b.ts", 'const m = await import("../train/loop.ts");'],
     ["models/c.ts", 'export { y } from "../data/loader.ts";\nimport "../kernels/mod.ts";'],
     ["data/d.ts", 'import type {\n  Z,\n} from "../tests/fixtures.ts";'],

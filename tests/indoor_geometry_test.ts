@@ -96,7 +96,7 @@ Deno.test("Indoor-67 paper preset (no random crop) is unchanged by the original 
 Deno.test("Indoor-67 cache: the loader gets the original sizes with fit center-square for training only", async () => {
   const { writeIndoor } = await import("./fixtures.ts");
   const { prepareDataset } = await import("../data/datasets.ts");
-  const { openCache } = await import("../data/cache.ts");
+  const { openCache } = await import("../data/cache/mod.ts");
   const { fromCacheSplit } = await import("../data/loader.ts");
   const root = await Deno.makeTempDir({ prefix: "xs-indoor-" });
   const cacheDir = `.cache/xs-indoor-${Date.now()}`;

@@ -1,10 +1,10 @@
 /**
- * Adapts the data pipeline (data/cache.ts splits → data/loader.ts loaders with GPU augmentation)
+ * Adapts the data pipeline (data/cache/ splits → data/loader.ts loaders with GPU augmentation)
  * to the training loop's {@link TrainSource}.
  *
  * @module
  */
-import type { CacheHandle } from "../data/cache.ts";
+import type { CacheHandle } from "../data/cache/mod.ts";
 import { createEvalLoader, createTrainLoader, fromCacheSplit } from "../data/loader.ts";
 import type { Preset } from "./presets.ts";
 import type { TrainSource } from "./loop.ts";

@@ -3,7 +3,7 @@
  * checks for paths read from list files, and a torchvision-compatible ImageFolder scan.
  *
  * Readers only read: they parse the source layout and return lazily loaded splits. Decoding and
- * writing the packed cache is `data/cache.ts`'s job.
+ * writing the packed cache is `data/cache/`'s job.
  *
  * @module
  */
