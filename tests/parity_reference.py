@@ -606,6 +606,17 @@ def run_case(case, root):
     with torch.no_grad():
         logits = model(x)
     result["logits_rel"] = rel(io["__logits__"], logits)
+    # The two images must give different logits, or eval would not be checking the features.
+    result["logits_spread"] = float((logits[0] - logits[1]).abs().max() / logits.abs().max())
+    k = float(io["__big__"][0])
+    with torch.no_grad():
+        big = model(x * k)
+        # PyTorch float32's own distance on these large inputs (StarNet's star products square them).
+        model32, _ = build(case["id"], case["numClasses"])
+        model32.load_state_dict(sd, strict=True)
+        big32 = model32.eval()(x.float() * k)
+    result["logits_big_rel"] = rel(io["__logits_big__"], big)
+    result["logits_big_f32"] = rel(big32, big)
     # One training step: batch statistics, cross-entropy on fixed labels, no dropout. PyTorch runs
     # it in float64 (the truth) and, where xscore is further than 1e-3 from it, in float32 (the
     # yardstick of float32 rounding: with a batch of 2 at these sizes, some BatchNorms see few
@@ -628,12 +639,15 @@ def run_case(case, root):
     worst = dist[worst_name]
     # The float32 yardstick, run only where needed: how far PyTorch's own float32 step is.
     result["train_logits_f32"], worst_ratio, ratio_name = None, worst / GRAD_FLOOR, worst_name
+    result["grads_global_f32"] = None
     if worst > GRAD_RATIO * GRAD_FLOOR or result["train_logits_rel"] > 1e-4:
         model32, _ = build(case["id"], case["numClasses"])
         model32.load_state_dict(sd, strict=True)
         out32, grads32 = train_step(model32, x.float(), labels)
         result["train_logits_f32"] = float((out32.double() - out).abs().max()) / base
         worst_ratio = 0.0
+        num32 = sum(float(((grads32[n].double() - g) ** 2).sum()) for n, g in grads.items())
+        result["grads_global_f32"] = math.sqrt(num32 / sum(float((g**2).sum()) for g in grads.values()))
         for n, g in grads.items():
             d32 = float((grads32[n].double() - g).abs().max()) / denom[n]
             ratio = dist[n] / max(d32, GRAD_FLOOR)
@@ -642,6 +656,11 @@ def run_case(case, root):
             if ratio > worst_ratio:
                 worst_ratio, ratio_name = ratio, n
     checked = len(dist)
+    # All gradients as one vector: a wrong op's gradient moves many tensors; one BatchNorm over
+    # few values amplifies rounding in a few small ones.
+    num = sum(float(((io[f"grad.{n}"].double() - g) ** 2).sum()) for n, g in grads.items())
+    den = sum(float((g**2).sum()) for g in grads.values())
+    result["grads_global"] = math.sqrt(num / den)
     result["grads_rel"], result["grads_worst"], result["grads_checked"] = worst, worst_name, checked
     result["grads_ratio"], result["grads_ratio_worst"] = worst_ratio, ratio_name
     buffers = dict(model.named_buffers())
