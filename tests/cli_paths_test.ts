@@ -1,7 +1,7 @@
 /**
  * CLI paths no other test runs: `deno task prepare --list` and `deno task doctor`, each with the
  * permissions its deno.json task grants. Truths: the paper's seven datasets plus Fashion-MNIST and
- * ImageFolder (reference-spec §3), Debian's Fashion-MNIST path, this process's own Deno version, the
+ * ImageFolder (docs/protocol.md §2), Debian's Fashion-MNIST path, this process's own Deno version, the
  * tfjs version pinned in deno.json, and the doctor's own float64 check of its GPU matmul.
  *
  * @module

@@ -278,7 +278,7 @@ Deno.test("numpy RandomState and sklearn's stratified split reproduce numpy's ow
   assert.deepEqual(second.test.slice(0, 10), [623, 243, 270, 846, 29, 637, 774, 619, 826, 497]);
   assert.deepEqual([second.test.length, digest(second.test)], [150, 4955701]);
   assert.deepEqual([second.train.length, digest(second.train)], [700, 102466193]);
-  // The full HAM10000 class counts give the per-class test sizes of spec §3.1 (49/77/165/17/167/1006/2x).
+  // The full HAM10000 class counts give the per-class test sizes of docs/protocol.md §2.4 (49/77/165/17/167/1006/2x).
   const r = new NumpyRandomState(42);
   const counts = [327, 514, 1099, 115, 1113, 6705, 142];
   const nI = sklearnApproximateMode(counts, 10_015 - 1_503, r);
@@ -314,7 +314,7 @@ Deno.test({
   ignore: noSklearn !== undefined && Deno.env.get("XS_REQUIRE_TORCH") !== "1",
   fn: async () => {
     assert.ok(noSklearn === undefined, `scikit-learn required (XS_REQUIRE_TORCH=1): ${noSklearn}`);
-    // HAM10000's class sizes (spec §3.1): in class order, shuffled, and a small set with a tiny class.
+    // HAM10000's class sizes (docs/protocol.md §2.4): in class order, shuffled, and a small set with a tiny class.
     const counts = [327, 514, 1099, 115, 1113, 6705, 142];
     const sorted: number[] = [];
     counts.forEach((k, c) => sorted.push(...new Array(k).fill(c)));

@@ -1,7 +1,7 @@
 /**
  * Family-specific checks of ConvMixer, ConvNeXt, MobileViT, ShuffleNet and StarNet (the generic
  * zoo checks — param counts, forward, gradients, Adam, eval independence — are in models_test.ts).
- * Truths: reference-spec §1.2–1.13 numbers, the reference code's structure written out by hand
+ * Truths: docs/protocol.md §4.2–4.4 numbers, the reference code's structure written out by hand
  * (state_dict keys, PyTorch's token order), and a plain-JS transformer layer.
  */
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "./assert.ts";
@@ -113,7 +113,7 @@ Deno.test({
 });
 
 Deno.test("ConvMixer: patch grid floor(H/P) for every patch size the scripts use", () => {
-  // reference-spec §1.0/§1.2: P14@224 -> 16, P5@160 -> 32, P5@224 -> 44 (C100 run), P7@224 -> 32.
+  // docs/protocol.md §4.2: P14@224 -> 16, P5@160 -> 32, P5@224 -> 44 (C100 run), P7@224 -> 32.
   const cases: [number, number, number][] = [[14, 224, 16], [5, 160, 32], [5, 224, 44], [7, 224, 32], [
     7,
     160,
@@ -129,7 +129,7 @@ Deno.test("ConvMixer: patch grid floor(H/P) for every patch size the scripts use
   assertThrows(() => counts("convmixer", 224, { patchSize: 4 }), UserError);
 });
 
-Deno.test("ConvMixer: params and fv-FLOPs of each script's variant (reference-spec §1.2)", () => {
+Deno.test("ConvMixer: params and fv-FLOPs of each script's variant (docs/protocol.md §4.3)", () => {
   const cases: [number, number, number, number][] = [
     // [P, image size, params (C=10), fv-FLOPs M]
     [7, 224, 2_306_058, 2347.8],
@@ -146,7 +146,7 @@ Deno.test("ConvMixer: params and fv-FLOPs of each script's variant (reference-sp
   assertEquals(counts("convmixer", 224, {}, 100).params, 3 * 512 * 49 + 1536 + 8 * 278_016 + 513 * 100);
 });
 
-Deno.test("fv-FLOPs at 160 px match the per-dataset table (reference-spec §1.13)", () => {
+Deno.test("fv-FLOPs at 160 px match the per-dataset table (docs/protocol.md §4.4)", () => {
   const expected: Record<string, number> = { convnext: 113, mobilevit: 1072, shufflenet: 167, starnet: 217 };
   for (const [id, flops] of Object.entries(expected)) {
     const c = counts(id, 160);
@@ -169,7 +169,7 @@ Deno.test("MobileViT: Table 1's 2.82 M is the count without the 6 encoder layers
     mobilevitSpec.build(p, { numClasses: classes, imageSize: 224 });
     assertEquals([p.countTrainable(), paperParamCount(p)], [total, paper]);
   }
-  // 8d² + 11d per layer, two layers per block (reference-spec §1.9).
+  // 8d² + 11d per layer, two layers per block (docs/protocol.md §4.2).
   assertEquals(4_667_562 - 2_811_690, [144, 192, 240].reduce((s, d) => s + 2 * (8 * d * d + 11 * d), 0));
 });
 

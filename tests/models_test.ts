@@ -1,6 +1,6 @@
 /**
- * The model-zoo test harness, table-driven over every model of the paper (reference-spec
- * Appendix A and §1.13 as the independent truth):
+ * The model-zoo test harness, table-driven over every model of the paper (docs/protocol.md
+ * §4.3–4.4 as the independent truth):
  * - meta mode (no GPU): exact parameter counts at 10 / 100 classes and fvcore FLOPs / MACs within 1 %;
  * - WebGPU, tiny shapes: output shape and finiteness, one Adam step lowers the loss and reaches every
  *   trainable variable, eval outputs independent of the rest of the batch, seeded init;
@@ -36,9 +36,9 @@ interface Expected {
   id: string;
   label: string;
   options?: Record<string, unknown>;
-  /** Trainable parameters by class count (Appendix A). */
+  /** Trainable parameters by class count (docs/protocol.md §4.3). */
   params: Record<number, number>;
-  /** fvcore FLOPs and MACs in millions at `imageSize` with `flopClasses` classes (§1.13). */
+  /** fvcore FLOPs and MACs in millions at `imageSize` with `flopClasses` classes (docs/protocol.md §4.4). */
   fvFlops?: number;
   macs?: number;
   imageSize?: number;
@@ -46,7 +46,7 @@ interface Expected {
 }
 
 /**
- * Appendix A parameter counts and §1.13 "Ours fv-FLOPs @224" / "MACs @224" (MobileViT MACs include
+ * docs/protocol.md §4.3 parameter counts and §4.4 "Ours fv-FLOPs @224" / "MACs @224" (MobileViT MACs include
  * the 386 M attention matmuls, which our counter reports as MACs), plus the per-run variants.
  */
 const EXPECTED: Expected[] = [
@@ -159,7 +159,7 @@ function countFused(id: string, numClasses: number) {
 
 modelTest(
   "mobileone",
-  "mobileone: re-parameterised counts (§1.8: 1,063,754 / 1,156,004 params, ≈275 M MACs)",
+  "mobileone: re-parameterised counts (docs/protocol.md §4.3: 1,063,754 / 1,156,004 params, ≈275 M MACs)",
   () => {
     assertEquals(countFused("mobileone", 10).params, 1_063_754);
     assertEquals(countFused("mobileone", 100).params, 1_156_004);
@@ -184,7 +184,7 @@ modelTest(
     for (const [n, s] of before) if (!branch.test(n)) assertEquals(after.get(n), s, `kept ${n}`);
     // ...every branch entry is gone...
     for (const n of after.keys()) assert(!branch.test(n), `branch parameter ${n} survived`);
-    // ...and the only new entries are one conv + bias per fused operator, from the §1.6 table:
+    // ...and the only new entries are one conv + bias per fused operator, from docs/protocol.md §4.2's GhostNet:
     // rows (k, exp, out, s) of the 9 bottlenecks; ghost modules in→exp and exp→out with
     // init = out/2 (1×1 primary, 3×3 depthwise cheap op); a k×k depthwise conv_dw when s = 2.
     const rows = [
@@ -226,7 +226,7 @@ modelTest(
     const removed = [...before.keys()].filter((n) => !after.has(n));
     assertEquals(removed.length, 947 - 263 + want.size); // entry counts of the two networks
     assertEquals([train.entries.length, fused.entries.length], [947, 263]);
-    // Trainable scalars: 2,277,278 (Appendix A) minus the branches' plus the fused operators'.
+    // Trainable scalars: 2,277,278 (docs/protocol.md §4.3) minus the branches' plus the fused operators'.
     const numel = (s: string) => s.split("x").reduce((a, d) => a * Number(d), 1);
     const trainable = new Set(train.entries.filter((e) => e.trainable).map((e) => e.name));
     const dropped = removed.filter((n) => trainable.has(n)).reduce((a, n) => a + numel(before.get(n)!), 0);

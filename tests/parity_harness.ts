@@ -3,7 +3,7 @@
  * tests/custom_zoo_test.ts (WebGPU, custom kernels): for each of the 11 models, xscore's weights go
  * through the export of `weights.safetensors` (train/safetensors.ts `torchStateDict` +
  * `encodeSafetensors`), are loaded with `load_state_dict(strict=True)` into the reference PyTorch
- * network (torchvision / timm where they ship it, modules written from reference-spec §1
+ * network (torchvision / timm where they ship it, modules written from docs/protocol.md §4.2
  * otherwise: tests/parity_reference.py), and PyTorch, in float64, is the truth for
  * - eval-mode logits with non-trivial BatchNorm statistics and affine parameters (≤ 1e-4 relative),
  * - one training step: train-mode logits, the gradient of the cross-entropy with respect to every

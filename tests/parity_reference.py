@@ -6,11 +6,11 @@ logits, one training step's gradients and BatchNorm running statistics) next to 
 builds the reference network, loads the exported weights with `load_state_dict(strict=True)`,
 runs it in float64 and prints one JSON object: per model, how far xscore is from PyTorch.
 
-References (reference-spec §1): torchvision `mobilenet_v2` and its `EfficientNet` class with the
-B0_2M table (§1.4), timm `fbnetc_100` (§1.5) and timm's `EfficientNet` with the B0 arch_def at
-depth 0.5 for TinyNet (§1.12); the other seven (ConvMixer, ConvNeXt, GhostNet, MobileOne,
+References (docs/protocol.md §4.2): torchvision `mobilenet_v2` and its `EfficientNet` class with
+the B0_2M table, timm `fbnetc_100`, and timm's `EfficientNet` with the B0 arch_def at depth 0.5
+for TinyNet; the other seven (ConvMixer, ConvNeXt, GhostNet, MobileOne,
 MobileViT, ShuffleNet, StarNet) are PyTorch modules written here from the architecture description
-of reference-spec §1.2-§1.11 (the authors' code is not vendored), with the authors' module names.
+of docs/protocol.md §4.2 (the authors' code is not vendored), with the authors' module names.
 
     /usr/bin/python3 tests/parity_reference.py <dir>    # <dir>/cases.json written by the test
     /usr/bin/python3 tests/parity_reference.py --check  # exit 0 when torch, torchvision, timm import
@@ -42,7 +42,7 @@ torch.set_num_threads(2)
 VERBOSE = bool(__import__("os").environ.get("XS_PARITY_VERBOSE"))
 
 # ---------------------------------------------------------------------------------------------
-# The seven networks written from reference-spec §1 (names = the authors' state_dict keys).
+# The seven networks written from docs/protocol.md §4.2 (names = the authors' state_dict keys).
 
 
 def conv_bn(cin, cout, k, s=1, p=None, groups=1, bias=False):
@@ -64,7 +64,7 @@ class ConvMixerLayer(nn.Module):
 
 
 class ConvMixer(nn.Module):
-    """§1.2: ConvMixerModel(dim=512, depth=8, kernel_size=5, patch_size=7)."""
+    """ConvMixerModel(dim=512, depth=8, kernel_size=5, patch_size=7)."""
 
     def __init__(self, num_classes, dim=512, depth=8, k=5, patch=7):
         super().__init__()
@@ -113,7 +113,7 @@ class ConvNextBlock(nn.Module):
             nn.Linear(4 * d, d),
             Permute(0, 3, 1, 2),
         )
-        self.gamma = nn.Parameter(torch.full((d, 1, 1), 1e-6))  # §1.3: γ shape (d, 1, 1)
+        self.gamma = nn.Parameter(torch.full((d, 1, 1), 1e-6))  # the authors' γ shape (d, 1, 1)
 
     def forward(self, x):
         return x + self.gamma * self.block(x)
@@ -129,7 +129,7 @@ class ConvNextStage(nn.Module):
 
 
 class ConvNext(nn.Module):
-    """§1.3: ConvNext(layer_dims=[32, 64, 128, 512], depths=[1, 1, 1, 1], patch_size=4, drop_rate=0)."""
+    """ConvNext(layer_dims=[32, 64, 128, 512], depths=[1, 1, 1, 1], patch_size=4, drop_rate=0)."""
 
     def __init__(self, num_classes, dims=(32, 64, 128, 512), depths=(1, 1, 1, 1), patch=4):
         super().__init__()
@@ -158,7 +158,7 @@ def make_divisible(v, divisor, min_value=None):
 
 
 class GhostSE(nn.Module):
-    """§1.6 step 3: avgpool → 1×1 conv (+bias) → ReLU → 1×1 conv (+bias) → hard-sigmoid → multiply."""
+    """avgpool → 1×1 conv (+bias) → ReLU → 1×1 conv (+bias) → hard-sigmoid → multiply."""
 
     def __init__(self, c):
         super().__init__()
@@ -172,7 +172,7 @@ class GhostSE(nn.Module):
 
 
 class GhostModuleV3(nn.Module):
-    """§1.6 GhostModule(inp → oup), ratio 2, 1×1 primary, 3×3 DW cheap op, 3 branches each."""
+    """GhostModule(inp → oup), ratio 2, 1×1 primary, 3×3 DW cheap op, 3 branches each."""
 
     def __init__(self, inp, oup, relu, dfc):
         super().__init__()
@@ -246,7 +246,7 @@ class ConvBnAct(nn.Module):
 
 
 class GhostNetV3(nn.Module):
-    """§1.6: ghostnetv3(width=1.0) with the truncated config (9 rows, output stride 16)."""
+    """ghostnetv3(width=1.0) with the truncated config (9 rows, output stride 16)."""
 
     CFGS = [
         [[3, 16, 16, 0, 1]],
@@ -282,7 +282,7 @@ class GhostNetV3(nn.Module):
 
 
 class MobileOneBlock(nn.Module):
-    """§1.8: ReLU(Σ BN(conv_k) + [BN(conv_1×1) if k > 1] + [BN(x) if in = out and s = 1])."""
+    """ReLU(Σ BN(conv_k) + [BN(conv_1×1) if k > 1] + [BN(x) if in = out and s = 1])."""
 
     def __init__(self, cin, cout, k, s, p, groups, branches):
         super().__init__()
@@ -300,7 +300,7 @@ class MobileOneBlock(nn.Module):
 
 
 class MobileOne(nn.Module):
-    """§1.8: mobileone(variant='s0') as committed: widths (0.75, 1, 1, 2), 2 conv branches, no SE."""
+    """mobileone(variant='s0') as committed: widths (0.75, 1, 1, 2), 2 conv branches, no SE."""
 
     def __init__(self, num_classes, widths=(0.75, 1.0, 1.0, 2.0), branches=2):
         super().__init__()
@@ -332,7 +332,7 @@ def conv_bn_act(cin, cout, k, s=1, p=0):
 
 
 class MViTIR(nn.Module):
-    """§1.9 InvertedResidual(in, out, s, e=4)."""
+    """InvertedResidual(in, out, s, e=4)."""
 
     def __init__(self, cin, cout, s, e=4):
         super().__init__()
@@ -349,7 +349,7 @@ class MViTIR(nn.Module):
 
 
 class MViTBlock(nn.Module):
-    """§1.9 MViTBlock: out = x + y + z, every pixel a token, post-norm encoder, no position code."""
+    """MViTBlock: out = x + y + z, every pixel a token, post-norm encoder, no position code."""
 
     def __init__(self, c, d, heads=4, layers=2):
         super().__init__()
@@ -369,7 +369,7 @@ class MViTBlock(nn.Module):
 
 
 class MobileViTSmall(nn.Module):
-    """§1.9 MobileViT_Small (the repository's simplified variant)."""
+    """MobileViT_Small (the repository's simplified variant)."""
 
     def __init__(self, num_classes):
         super().__init__()
@@ -389,7 +389,7 @@ class MobileViTSmall(nn.Module):
 
 
 class ShuffleUnit(nn.Module):
-    """§1.10: down unit (stride 2, two branches) or basic unit (split, branch2 on one half); no shuffle."""
+    """down unit (stride 2, two branches) or basic unit (split, branch2 on one half); no shuffle."""
 
     def __init__(self, cin, cout, s):
         super().__init__()
@@ -415,7 +415,7 @@ class ShuffleUnit(nn.Module):
 
 
 class ShuffleNet2M(nn.Module):
-    """§1.10 ShuffleNet_2M_Model: channels [64, 192, 360, 600, 1024], repeats (4, 8, 4)."""
+    """ShuffleNet_2M_Model: channels [64, 192, 360, 600, 1024], repeats (4, 8, 4)."""
 
     def __init__(self, num_classes, ch=(64, 192, 360, 600, 1024), reps=(4, 8, 4)):
         super().__init__()
@@ -458,7 +458,7 @@ class StarBlock(nn.Module):
 
 
 class StarNetS1(nn.Module):
-    """§1.11 starnet_s1: StarNet(base_dim=24, depths=[2, 2, 8, 3], mlp_ratio=4), stem 32."""
+    """starnet_s1: StarNet(base_dim=24, depths=[2, 2, 8, 3], mlp_ratio=4), stem 32."""
 
     def __init__(self, num_classes, base=24, depths=(2, 2, 8, 3)):
         super().__init__()
@@ -517,13 +517,13 @@ def build(model_id, num_classes):
     if model_id == "tinynet":
         return tinynet(num_classes), "timm EfficientNet (B0 arch_def, depth 0.5)"
     written = {
-        "convmixer": (ConvMixer, "§1.2 module"),
-        "convnext": (ConvNext, "§1.3 module"),
-        "ghostnet": (GhostNetV3, "§1.6 module"),
-        "mobileone": (MobileOne, "§1.8 module"),
-        "mobilevit": (MobileViTSmall, "§1.9 module (nn.TransformerEncoder)"),
-        "shufflenet": (ShuffleNet2M, "§1.10 module"),
-        "starnet": (StarNetS1, "§1.11 module"),
+        "convmixer": (ConvMixer, "module (protocol §4.2)"),
+        "convnext": (ConvNext, "module (protocol §4.2)"),
+        "ghostnet": (GhostNetV3, "module (protocol §4.2)"),
+        "mobileone": (MobileOne, "module (protocol §4.2)"),
+        "mobilevit": (MobileViTSmall, "module (protocol §4.2) (nn.TransformerEncoder)"),
+        "shufflenet": (ShuffleNet2M, "module (protocol §4.2)"),
+        "starnet": (StarNetS1, "module (protocol §4.2)"),
     }
     cls, label = written[model_id]
     return cls(num_classes), label

@@ -1,7 +1,7 @@
 """scikit-learn's own answer for tests/data_readers_test.ts (the HAM10000 split goldens).
 
 Reads a JSON list of cases {"labels": [...], "seed": n} from the file named by argv[1] and prints,
-per case, the index lists the paper's two calls give (reference-spec §3.1):
+per case, the index lists the paper's two calls give (docs/protocol.md §2.4):
 
     rest, test = train_test_split(idx, test_size=0.15, stratify=y, random_state=seed)
     train, val = train_test_split(rest, test_size=0.17647058823529413, stratify=y[rest], random_state=seed)
