@@ -74,6 +74,31 @@ Deno.test({
     assertEquals(weights.get("features.0.0.weight")?.shape, [32, 3, 3, 3]);
     assertEquals(weights.get("classifier.1.weight")?.shape, [10, 1280]);
     assertEquals(weights.get("features.0.1.num_batches_tracked")?.data[0], 250n);
+
+    // The same weights in PyTorch: torchvision's mobilenet_v2 loads them strictly and, with the eval
+    // transform done by PIL, classifies the 10k test images as the ledger says — up to a few images
+    // whose logits sit within the float32 / resampling differences (PIL's fixed-point weights vs our
+    // float ones, ±1 level) of a tie. Needs torch (XS_REQUIRE_TORCH=1 in CI makes it required).
+    const torch = await new Deno.Command("/usr/bin/python3", {
+      args: [
+        new URL("./torch_eval_reference.py", import.meta.url).pathname,
+        `${dir}/weights.safetensors`,
+        FASHION_MNIST,
+        "32",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output().catch(() => undefined);
+    if (torch?.code === 0 || Deno.env.get("XS_REQUIRE_TORCH") === "1") {
+      assertEquals(torch?.code, 0, new TextDecoder().decode(torch?.stderr ?? new Uint8Array()));
+      const ref = JSON.parse(new TextDecoder().decode(torch!.stdout)) as { n: number; correct: number };
+      const ours = Math.round(acc * 100);
+      console.log(`PyTorch on the run's weights: ${ref.correct}/${ref.n} correct; xscore ${ours}/10000`);
+      assertEquals(ref.n, 10000);
+      assert(Math.abs(ref.correct - ours) <= 10, `PyTorch ${ref.correct} vs xscore ${ours} correct`);
+    } else {
+      console.warn("e2e: no torch here; the PyTorch evaluation of the weights was not run");
+    }
     await Deno.remove(out, { recursive: true });
   },
 });
