@@ -9,18 +9,8 @@
  *
  * @module
  */
-import {
-  type Activation,
-  BatchNorm2d,
-  Conv2d,
-  type Conv2dOptions,
-  type Ctx,
-  type Init,
-  type Module,
-  ops,
-  type Params,
-  type Tensor,
-} from "./core.ts";
+import type { Activation, Conv2dOptions, Ctx, Init, Module, Params, Tensor } from "./core.ts";
+import { BatchNorm2d, Conv2d, ops } from "./core.ts";
 
 /**
  * Which initialisation a family's convolutions use (docs/protocol.md §4.1):

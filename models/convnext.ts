@@ -11,17 +11,8 @@
  *
  * @module
  */
-import {
-  Conv2d,
-  type Ctx,
-  LayerNorm,
-  Linear,
-  type ModelOptions,
-  type Module,
-  ops,
-  type Params,
-  type Tensor,
-} from "./core.ts";
+import type { Ctx, ModelOptions, Module, Params, Tensor } from "./core.ts";
+import { Conv2d, LayerNorm, Linear, ops } from "./core.ts";
 import type { ModelSpec } from "./registry.ts";
 
 const LN_EPS = 1e-6;

@@ -8,17 +8,8 @@
  *
  * @module
  */
-import {
-  BatchNorm2d,
-  Conv2d,
-  type Ctx,
-  Linear,
-  type ModelOptions,
-  type Module,
-  ops,
-  type Params,
-  type Tensor,
-} from "./core.ts";
+import type { Ctx, ModelOptions, Module, Params, Tensor } from "./core.ts";
+import { BatchNorm2d, Conv2d, Linear, ops } from "./core.ts";
 import { ConvBnAct, makeDivisible, SqueezeExcite } from "./blocks.ts";
 import { loadReparameterized, RepConv } from "./reparam.ts";
 import type { ModelSpec } from "./registry.ts";

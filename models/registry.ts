@@ -4,15 +4,8 @@
  *
  * @module
  */
-import {
-  countModel,
-  type Ctx,
-  type Model,
-  type ModelOptions,
-  type Module,
-  type OpCounts,
-  Params,
-} from "./core.ts";
+import type { Ctx, Model, ModelOptions, Module, OpCounts } from "./core.ts";
+import { countModel, Params } from "./core.ts";
 import { UserError } from "../runtime/errors.ts";
 
 /** A model family as the registry knows it. */

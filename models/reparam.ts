@@ -10,17 +10,8 @@
  * @module
  */
 import { tf } from "../runtime/tf.ts";
-import {
-  type Activation,
-  BatchNorm2d,
-  Conv2d,
-  type Conv2dOptions,
-  type Ctx,
-  type Module,
-  ops,
-  type Params,
-  type Tensor,
-} from "./core.ts";
+import type { Activation, Conv2dOptions, Ctx, Module, Params, Tensor } from "./core.ts";
+import { BatchNorm2d, Conv2d, ops } from "./core.ts";
 import { convInit, type InitScheme } from "./blocks.ts";
 
 /** A conv (no bias) followed by BN, named `<name>.conv` / `<name>.bn` (the re-param `_conv_bn`). */

@@ -7,18 +7,8 @@
  *
  * @module
  */
-import {
-  Act,
-  BatchNorm2d,
-  Conv2d,
-  type Ctx,
-  Linear,
-  type ModelOptions,
-  type Module,
-  ops,
-  type Params,
-  type Tensor,
-} from "./core.ts";
+import type { Ctx, ModelOptions, Module, Params, Tensor } from "./core.ts";
+import { Act, BatchNorm2d, Conv2d, Linear, ops } from "./core.ts";
 import type { ModelSpec } from "./registry.ts";
 
 /** BatchNorm2d followed by ReLU, run as one `ops.batchNorm` call so the fused training kernel applies. */

@@ -10,19 +10,8 @@
  *
  * @module
  */
-import {
-  type Activation,
-  BatchNorm2d,
-  Conv2d,
-  type Ctx,
-  type Init,
-  Linear,
-  type ModelOptions,
-  type Module,
-  ops,
-  type Params,
-  type Tensor,
-} from "./core.ts";
+import type { Activation, Ctx, Init, ModelOptions, Module, Params, Tensor } from "./core.ts";
+import { BatchNorm2d, Conv2d, Linear, ops } from "./core.ts";
 import type { ModelSpec } from "./registry.ts";
 
 /** The head's init: timm `trunc_normal_(std=.02)` (a = -2, b = 2 are absolute bounds). */

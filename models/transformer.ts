@@ -14,16 +14,8 @@
  *
  * @module
  */
-import {
-  type Ctx,
-  type Init,
-  LayerNorm,
-  Linear,
-  type Module,
-  ops,
-  type Params,
-  type Tensor,
-} from "./core.ts";
+import type { Ctx, Init, Module, Params, Tensor } from "./core.ts";
+import { LayerNorm, Linear, ops } from "./core.ts";
 
 /** Hyper-parameters of one encoder layer. */
 export interface EncoderLayerOptions {
