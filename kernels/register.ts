@@ -80,64 +80,50 @@ export function registerXsKernels(): void {
   reg(XS_CUTMIX_CE_GRAD, "cpu", crossEntropyGradCpu);
   registerCrossEntropyGradient();
   registerBatchNormKernels();
+  // Gradients are backend independent; another copy of this module may have registered them.
+  const grad = (kernelName: string, inputsToSave: string[], gradFunc: tf.GradFunc) => {
+    if (tf.getGradient(kernelName) === undefined) tf.registerGradient({ kernelName, inputsToSave, gradFunc });
+  };
 
-  if (tf.getGradient(XS_DEPTHWISE) === undefined) {
-    tf.registerGradient({
-      kernelName: XS_DEPTHWISE,
-      inputsToSave: ["x", "filter"],
-      gradFunc: (dy, saved, attrs) => {
-        const [x, filter] = saved;
-        const g = dy as tf.Tensor;
-        const conv = { strides: attrs.strides, pad: attrs.pad };
-        return {
-          x: () =>
-            tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_INPUT, { dy: g, filter }, {
-              ...conv,
-              inShape: x.shape,
-            }),
-          filter: () =>
-            tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_FILTER, { x, dy: g }, {
-              ...conv,
-              filterShape: filter.shape,
-            }),
-          bias: () => tf.engine().runKernel(XS_CHANNEL_SUM, { x: g }, {}),
-        };
-      },
-    });
-  }
-  if (tf.getGradient(XS_SQUEEZE_EXCITE) === undefined) {
-    tf.registerGradient({
-      kernelName: XS_SQUEEZE_EXCITE,
-      inputsToSave: ["x", "w1", "b1", "w2", "b2"],
-      gradFunc: (dy, saved, attrs) => {
-        const [x, w1, b1, w2, b2] = saved;
-        // All five gradients come from one backward pass, so it runs here, once; the tape's
-        // enclosing tidy disposes the ones nobody asked for.
-        const [dx, dw1, db1, dw2, db2] = tf.engine().runKernel(
-          XS_SQUEEZE_EXCITE_GRAD,
-          { dy: dy as tf.Tensor, x, w1, b1, w2, b2 },
-          attrs,
-        ) as tf.Tensor[];
-        return { x: () => dx, w1: () => dw1, b1: () => db1, w2: () => dw2, b2: () => db2 };
-      },
-    });
-  }
-  if (tf.getGradient(XS_MATMUL) === undefined) {
-    tf.registerGradient({
-      kernelName: XS_MATMUL,
-      inputsToSave: ["a", "b"],
-      gradFunc: (dy, saved, attrs) => {
-        const [a, b] = saved;
-        const dc = dy as tf.Tensor;
-        const mm = (x: tf.Tensor, y: tf.Tensor, transposeA: boolean, transposeB: boolean) =>
-          tf.engine().runKernel(XS_MATMUL, { a: x, b: y }, { transposeA, transposeB }) as tf.Tensor;
-        const tA = Boolean(attrs.transposeA), tB = Boolean(attrs.transposeB);
-        // C = op(A)·op(B): the four cases of tfjs's BatchMatMul gradient, without materialised transposes.
-        if (!tA && !tB) return { a: () => mm(dc, b, false, true), b: () => mm(a, dc, true, false) };
-        if (!tA && tB) return { a: () => mm(dc, b, false, false), b: () => mm(dc, a, true, false) };
-        if (tA && !tB) return { a: () => mm(b, dc, false, true), b: () => mm(a, dc, false, false) };
-        return { a: () => mm(b, dc, true, true), b: () => mm(dc, a, true, true) };
-      },
-    });
-  }
+  grad(XS_DEPTHWISE, ["x", "filter"], (dy, saved, attrs) => {
+    const [x, filter] = saved;
+    const g = dy as tf.Tensor;
+    const conv = { strides: attrs.strides, pad: attrs.pad };
+    return {
+      x: () =>
+        tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_INPUT, { dy: g, filter }, {
+          ...conv,
+          inShape: x.shape,
+        }),
+      filter: () =>
+        tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_FILTER, { x, dy: g }, {
+          ...conv,
+          filterShape: filter.shape,
+        }),
+      bias: () => tf.engine().runKernel(XS_CHANNEL_SUM, { x: g }, {}),
+    };
+  });
+  grad(XS_SQUEEZE_EXCITE, ["x", "w1", "b1", "w2", "b2"], (dy, saved, attrs) => {
+    const [x, w1, b1, w2, b2] = saved;
+    // All five gradients come from one backward pass, so it runs here, once; the tape's
+    // enclosing tidy disposes the ones nobody asked for.
+    const [dx, dw1, db1, dw2, db2] = tf.engine().runKernel(
+      XS_SQUEEZE_EXCITE_GRAD,
+      { dy: dy as tf.Tensor, x, w1, b1, w2, b2 },
+      attrs,
+    ) as tf.Tensor[];
+    return { x: () => dx, w1: () => dw1, b1: () => db1, w2: () => dw2, b2: () => db2 };
+  });
+  grad(XS_MATMUL, ["a", "b"], (dy, saved, attrs) => {
+    const [a, b] = saved;
+    const dc = dy as tf.Tensor;
+    const mm = (x: tf.Tensor, y: tf.Tensor, transposeA: boolean, transposeB: boolean) =>
+      tf.engine().runKernel(XS_MATMUL, { a: x, b: y }, { transposeA, transposeB }) as tf.Tensor;
+    const tA = Boolean(attrs.transposeA), tB = Boolean(attrs.transposeB);
+    // C = op(A)·op(B): the four cases of tfjs's BatchMatMul gradient, without materialised transposes.
+    if (!tA && !tB) return { a: () => mm(dc, b, false, true), b: () => mm(a, dc, true, false) };
+    if (!tA && tB) return { a: () => mm(dc, b, false, false), b: () => mm(dc, a, true, false) };
+    if (tA && !tB) return { a: () => mm(b, dc, false, true), b: () => mm(a, dc, false, false) };
+    return { a: () => mm(b, dc, true, true), b: () => mm(dc, a, true, true) };
+  });
 }

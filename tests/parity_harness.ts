@@ -22,21 +22,10 @@ import { encodeSafetensors, type StTensor, torchStateDict } from "../train/safet
 import { initRuntime } from "../runtime/webgpu.ts";
 import { type Tensor, tf } from "../runtime/tf.ts";
 import { Rng } from "../runtime/rng.ts";
+import { CANONICAL_MODELS } from "../score/xscore.ts";
 
-/** The 11 models of the paper (a hard-coded list: an unregistered one fails here). */
-export const PARITY_MODELS = [
-  "convmixer",
-  "convnext",
-  "efficientnet",
-  "fbnet",
-  "ghostnet",
-  "mobilenet",
-  "mobileone",
-  "mobilevit",
-  "shufflenet",
-  "starnet",
-  "tinynet",
-];
+/** The 11 models of the paper (score/xscore.ts's fixed list, not the registry: an unregistered one fails here). */
+export const PARITY_MODELS: readonly string[] = CANONICAL_MODELS;
 
 const PYTHON = Deno.env.get("XS_PYTHON") ?? "/usr/bin/python3";
 const SCRIPT = new URL("./parity_reference.py", import.meta.url).pathname;
