@@ -3,7 +3,7 @@
  * (replayed) vs eager, in one process.
  *
  *     deno task bench:step --model mobilenet [--image-size 32] [--batch-size 32] [--steps 10]
- *                          [--step recorded|eager] [--all] [--compare-stock] [--json FILE]
+ *                          [--step recorded|eager] [--all] [--compare-stock] [--json results/F.json]
  *
  * Per row: median ms of one synced step (step, then wait for the GPU), ms per step of `--steps`
  * steps queued back to back with one sync (throughput), `host_ms` — the time to issue one step
