@@ -18,10 +18,10 @@ import { largestActivation } from "../models/inspect.ts";
 import type { KernelChoice, ModelOptions } from "../models/core.ts";
 import { defaultCacheDir, getDataset } from "../data/datasets.ts";
 import { openCache } from "../data/cache/mod.ts";
-import { createEvalLoader, fromCacheSplit } from "../data/loader.ts";
 import { applyOverrides, buildPreset, type Preset } from "../train/presets.ts";
 import { loadStateDict, readWeightsFile } from "../train/weights.ts";
 import { type EvalResult, evaluateModel } from "../train/evaluate.ts";
+import { evalBatchSize, openTestLoader } from "../train/source.ts";
 
 const USAGE = `deno task eval --weights W.safetensors --model M --dataset D [options]
 
@@ -138,23 +138,17 @@ export async function main(args: string[], log: (line: string) => void = console
     imageSize: preset.imageSize,
     seed: 0,
   };
-  // train's rule: the preset's test batch, shrunk to what one storage binding holds.
-  const perImage = largestActivation(o.model, modelOptions, 1).elements * 4;
+  // train's rule (train/source.ts), so the batches — and the accuracy — are train's.
   const evalBatch = o.batchSize ??
-    Math.max(
-      1,
-      Math.min(preset.data.testBatch, Math.floor(facts.limits.maxStorageBufferBindingSize / perImage)),
+    evalBatchSize(
+      preset,
+      largestActivation(o.model, modelOptions, 1).elements * 4,
+      facts.limits.maxStorageBufferBindingSize,
     );
   const model = buildModel(o.model, modelOptions);
   try {
     loadStateDict(model.params, tensors, o.weights);
-    const loader = createEvalLoader({
-      source: fromCacheSplit(await cache.split("test")),
-      protocol: preset.data,
-      batchSize: evalBatch,
-      imageSize: preset.imageSize,
-      limit: preset.testLimit,
-    });
+    const loader = await openTestLoader(cache, preset, evalBatch);
     log(
       `${o.model} from ${o.weights} on ${info.id} test (${loader.count} images, ${preset.imageSize} px), ${facts.description}`,
     );

@@ -20,7 +20,7 @@ import { openCache } from "../data/cache/mod.ts";
 import { describePreset, type Preset, presetLabel } from "../train/presets.ts";
 import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
 import { appendLedgerRow, checkLedger, findLedgerRun, type LedgerRecord } from "../train/ledger.ts";
-import { openTrainSource } from "../train/source.ts";
+import { evalBatchSize, openTrainSource } from "../train/source.ts";
 import { loadStateDict, readInitWeights } from "../train/weights.ts";
 import {
   argsPreset,
@@ -132,8 +132,7 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
     big.elements * 4 * preset.batchSize,
     `${a.model}'s largest activation at batch ${preset.batchSize}, ${preset.imageSize} px (${big.where} per image)`,
   );
-  // The eval batch only affects speed: shrink it to what one binding holds.
-  const evalBatch = Math.max(1, Math.min(preset.data.testBatch, Math.floor(limit / (big.elements * 4))));
+  const evalBatch = evalBatchSize(preset, big.elements * 4, limit);
 
   const root = new Rng(a.seed);
   const source: TrainSource = await openTrainSource(cache, preset, root.nextUint32(), evalBatch);

@@ -5,7 +5,7 @@
  * @module
  */
 import type { CacheHandle } from "../data/cache/mod.ts";
-import { createEvalLoader, createTrainLoader, fromCacheSplit } from "../data/loader.ts";
+import { createEvalLoader, createTrainLoader, type EvalLoader, fromCacheSplit } from "../data/loader.ts";
 import type { Preset } from "./presets.ts";
 import type { TrainSource } from "./loop.ts";
 
@@ -29,13 +29,7 @@ export async function openTrainSource(
     seed,
     limit: preset.trainLimit,
   });
-  const test = createEvalLoader({
-    source: fromCacheSplit(await cache.split("test")),
-    protocol: preset.data,
-    batchSize: evalBatch,
-    imageSize: preset.imageSize,
-    limit: preset.testLimit,
-  });
+  const test = await openTestLoader(cache, preset, evalBatch);
   return {
     stepsPerEpoch: train.batchesPerEpoch,
     trainImages: train.count,
@@ -49,4 +43,28 @@ export async function openTrainSource(
       }
     },
   };
+}
+
+/**
+ * The evaluation batch of a run: the preset's test batch, shrunk to what one storage binding of
+ * `maxBindingBytes` holds at `bytesPerImage` (the model's largest activation per image). It only
+ * affects speed, but `train` and `eval` must agree on it so their batches (and results) are the same.
+ */
+export function evalBatchSize(preset: Preset, bytesPerImage: number, maxBindingBytes: number): number {
+  return Math.max(1, Math.min(preset.data.testBatch, Math.floor(maxBindingBytes / bytesPerImage)));
+}
+
+/** The `test` split through the preset's test transforms, in fixed order, at `evalBatch`. */
+export async function openTestLoader(
+  cache: CacheHandle,
+  preset: Preset,
+  evalBatch: number,
+): Promise<EvalLoader> {
+  return createEvalLoader({
+    source: fromCacheSplit(await cache.split("test")),
+    protocol: preset.data,
+    batchSize: evalBatch,
+    imageSize: preset.imageSize,
+    limit: preset.testLimit,
+  });
 }
