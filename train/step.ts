@@ -286,6 +286,8 @@ export class EvalForward {
   #plan: RecordedProgram | undefined;
   #planState: GPUBuffer[] = [];
   #warmShape = "";
+  /** Logits shape of the warm-up call (the output slot's). */
+  #outShape: number[] = [];
   /** The path the last {@link run} took. */
   path: StepPath = "eager";
 
@@ -303,12 +305,14 @@ export class EvalForward {
       if (this.#slots && shape !== this.#warmShape) this.#reset();
       this.#warmShape = shape;
       this.path = "eager";
-      return tf.tidy(() => this.#model.apply(x, this.#ctx));
+      const logits = tf.tidy(() => this.#model.apply(x, this.#ctx));
+      this.#outShape = logits.shape;
+      return logits;
     }
     const gpu = this.#gpu!;
     if (this.#plan && !this.#state().every((b, i) => b === this.#planState[i])) this.#reset();
     if (!this.#slots) {
-      this.#slots = { x: tf.zeros(x.shape), out: tf.tidy(() => this.#model.apply(x, this.#ctx)) };
+      this.#slots = { x: tf.zeros(x.shape), out: tf.zeros(this.#outShape) };
       gpuBufferOf(gpu, this.#slots.x);
       gpuBufferOf(gpu, this.#slots.out);
     }
