@@ -52,11 +52,6 @@ function internals(backend: WebGPUBackend): BackendInternals {
   return backend as unknown as BackendInternals;
 }
 
-/** The active backend as the WebGPU backend (kernelFuncs registered for "webgpu" only). */
-export function activeWebgpu(): WebGPUBackend {
-  return tf.backend() as WebGPUBackend;
-}
-
 /** The GPU device behind the backend. */
 export function deviceOf(backend: WebGPUBackend): GPUDevice {
   return internals(backend).device;
