@@ -8,6 +8,7 @@
  * `XS_REQUIRE_DATA=1` (CI), which makes that a failure.
  */
 import { assert, assertEquals } from "./assert.ts";
+import { runDeno } from "./cli.ts";
 
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 const haveData = await Deno.stat(`${FASHION_MNIST}/t10k-labels-idx1-ubyte.gz`).then(() => true, () => false);
@@ -19,16 +20,10 @@ if (!haveData && !required) {
 }
 const root = new URL("..", import.meta.url).pathname;
 
+/** `deno args…` from `cwd`; stdout and stderr together. */
 async function deno(args: string[], cwd: string): Promise<{ code: number; out: string }> {
-  const r = await new Deno.Command("deno", {
-    args,
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+  const r = await runDeno(args, cwd);
+  return { code: r.code, out: `${r.out}${r.err}` };
 }
 
 Deno.test({

@@ -7,7 +7,7 @@
  * Fashion-MNIST (XS_REQUIRE_DATA=1 makes it required).
  */
 import { assert, assertEquals } from "./assert.ts";
-import { trainCliArgs } from "./fixtures.ts";
+import { trainCliArgs } from "./cli.ts";
 
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 const haveData = await Deno.stat(`${FASHION_MNIST}/t10k-labels-idx1-ubyte.gz`).then(() => true, () => false);

@@ -7,15 +7,12 @@
  * @module
  */
 import { assert, assertEquals } from "./assert.ts";
+import { runTask } from "./cli.ts";
 
-/** Runs a deno.json task's command line (its own permissions) with `extra` arguments. */
+/** Runs a deno.json task with its own permissions; stdout and stderr together. */
 async function task(name: string, extra: string[]): Promise<{ code: number; out: string }> {
-  const config = JSON.parse(await Deno.readTextFile("deno.json"));
-  const argv = (config.tasks[name].command as string).split(" ").slice(1);
-  const r = await new Deno.Command("deno", { args: [...argv, ...extra], stdout: "piped", stderr: "piped" })
-    .output();
-  const dec = new TextDecoder();
-  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+  const r = await runTask(name, ...extra);
+  return { code: r.code, out: `${r.out}${r.err}` };
 }
 
 Deno.test("prepare --list: the paper's seven datasets, Fashion-MNIST at Debian's path, ImageFolder; writes nothing", async () => {

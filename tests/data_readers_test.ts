@@ -4,6 +4,7 @@
  * install (/usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist).
  */
 import { strict as assert } from "node:assert";
+import { runTask } from "./cli.ts";
 import { join } from "node:path";
 import { BuildInterrupted, type CacheManifest, openCache } from "../data/cache/mod.ts";
 import { prepareDataset, type PrepareOptions } from "../data/datasets.ts";
@@ -637,23 +638,7 @@ Deno.test("openCache: in-memory and by-offset reads agree; gather and labels by 
 
 Deno.test("prepare task: a missing root prints one line and exits 2", async () => {
   const root = await tmp();
-  const run = async (...args: string[]) => {
-    const out = await new Deno.Command("deno", {
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-write=.cache",
-        "--allow-ffi",
-        "--allow-env",
-        "tasks/prepare.ts",
-        ...args,
-      ],
-      cwd: new URL("..", import.meta.url).pathname,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return { code: out.code, err: new TextDecoder().decode(out.stderr).trim() };
-  };
+  const run = (...args: string[]) => runTask("prepare", ...args);
   const r = await run("--dataset", "ham10000", "--root", root);
   assert.equal(r.code, 2);
   assert.equal(

@@ -18,7 +18,7 @@ import { compareStateDict, expectedStateDict, loadStateDict, readInitWeights } f
 import { evaluateBatches, scoreLogits } from "../train/evaluate.ts";
 import { parseCsv } from "../runtime/csv.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
-import { trainCliArgs } from "./fixtures.ts";
+import { runDenoOk, taskArgs, trainCliArgs } from "./cli.ts";
 import { parseMetricsJsonl } from "../score/report/data.ts";
 
 const GOLDEN = new URL("./golden/torchvision_mobilenet_v2.json", import.meta.url);
@@ -174,23 +174,6 @@ Deno.test("evaluate: batches → top-1, top-5, mean loss and confusion over vali
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 const haveData = Boolean(await Deno.stat(FASHION_MNIST).catch(() => undefined));
 
-/** `deno run` arguments of a deno.json task (its own permissions), writing to `out` instead of results/. */
-async function taskArgs(task: string, out: string, args: string[]): Promise<string[]> {
-  const command: string = JSON.parse(await Deno.readTextFile("deno.json")).tasks[task].command;
-  const words = command.split(/\s+/).slice(1).map((
-    w,
-  ) => (w === "--allow-write=results" ? `--allow-write=${out}` : w));
-  assert(words.includes(`--allow-write=${out}`), command);
-  return [...words, ...args];
-}
-
-async function cli(args: string[]): Promise<string> {
-  const p = await new Deno.Command("deno", { args, stdout: "piped", stderr: "piped" }).output();
-  const text = new TextDecoder().decode(p.stdout) + new TextDecoder().decode(p.stderr);
-  assertEquals(p.code, 0, `deno ${args.join(" ")} failed:\n${text.slice(-2000)}`);
-  return text;
-}
-
 Deno.test({
   name: "train → eval → report: eval reproduces each run's test accuracy exactly; report over two runs",
   ignore: !haveData && Deno.env.get("XS_REQUIRE_DATA") !== "1", // XS_REQUIRE_DATA=1 (CI): missing data fails
@@ -199,7 +182,7 @@ Deno.test({
     const out = await Deno.makeTempDir({ prefix: "xscore-eval-" });
     try {
       for (const seed of [1, 2]) {
-        await cli(trainCliArgs(out, [
+        await runDenoOk(trainCliArgs(out, [
           ...["--model", "tinynet", "--dataset", "fashion-mnist", "--image-size", "32", "--batch-size", "16"],
           ...["--train-limit", "32", "--test-limit", "96", "--epochs", "2", "--seed", String(seed)],
           ...["--log-every", "1", ...(seed === 1 ? ["--tensorboard", `${out}/tb`] : [])],
@@ -215,8 +198,8 @@ Deno.test({
         const accs = epochs.rows.map((r) => Number(r[epochs.header.indexOf("test_accuracy")]));
         const last = accs.at(-1)!;
         const evalOut = `${dir}/eval`;
-        const text = await cli(
-          await taskArgs("eval", evalOut, [
+        const text = await runDenoOk(
+          await taskArgs("eval", [
             ...[
               "--weights",
               `${dir}/weights.safetensors`,
@@ -226,7 +209,7 @@ Deno.test({
               "fashion-mnist",
             ],
             ...["--out", evalOut],
-          ]),
+          ], evalOut),
         );
         const e = JSON.parse(await Deno.readTextFile(`${evalOut}/eval.json`));
         assertEquals(e.images, 96);
@@ -247,11 +230,11 @@ Deno.test({
         // best.safetensors: the ledger's best epoch, and eval gives its accuracy exactly.
         const best = decodeSafetensors(await Deno.readFile(`${dir}/best.safetensors`));
         assertEquals(best.metadata.epoch, row.best_epoch);
-        await cli(
-          await taskArgs("eval", `${evalOut}/best`, [
+        await runDenoOk(
+          await taskArgs("eval", [
             ...["--weights", `${dir}/best.safetensors`, "--model", "tinynet", "--dataset", "fashion-mnist"],
             ...["--out", `${evalOut}/best`],
-          ]),
+          ], `${evalOut}/best`),
         );
         const eb = JSON.parse(await Deno.readTextFile(`${evalOut}/best/eval.json`));
         assertEquals(eb.top1, Math.max(...accs));
@@ -287,15 +270,15 @@ Deno.test({
       );
 
       const reportOut = `${out}/report`;
-      await cli(
-        await taskArgs("report", reportOut, [
+      await runDenoOk(
+        await taskArgs("report", [
           "--results",
           `${out}/results.csv`,
           "--out",
           reportOut,
           "--bootstrap",
           "50",
-        ]),
+        ], reportOut),
       );
       const md = await Deno.readTextFile(`${reportOut}/report.md`);
       const html = await Deno.readTextFile(`${reportOut}/index.html`);

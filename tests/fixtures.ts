@@ -633,20 +633,3 @@ export async function writeImageFolder(root: string) {
   await write(join(root, "train/dog/notes.txt"), "ignored\n");
   return { root, classes, ...out, corrupt: ["train/cat/zz_garbage.jpg", "train/dog/zz_truncated.jpg"] };
 }
-
-/**
- * `deno` arguments that run `tasks/train.ts` as `deno task train` does (its narrow permissions:
- * write only the cache and `out`), with `flags` and `--out out`.
- */
-export function trainCliArgs(out: string, flags: string[]): string[] {
-  return [
-    "run",
-    "--allow-read",
-    `--allow-write=.cache,${out}`,
-    "--allow-ffi",
-    "--allow-env",
-    "tasks/train.ts",
-    ...flags,
-    ...["--out", out],
-  ];
-}

@@ -20,7 +20,6 @@ import {
   type KernelChoice,
   type Model,
   type ModelOptions,
-  ops,
   Params,
 } from "../models/core.ts";
 import { convInit, makeDivisible } from "../models/blocks.ts";
@@ -28,6 +27,7 @@ import type { MobileOne } from "../models/mobileone.ts";
 import { initRuntime } from "../runtime/webgpu.ts";
 import { tf } from "../runtime/tf.ts";
 import { Rng } from "../runtime/rng.ts";
+import { withBatchNormMomentumOne } from "./model_hooks.ts";
 
 const REQUIRE_ALL = Deno.env.get("XS_REQUIRE_ALL") === "1";
 
@@ -187,22 +187,9 @@ modelTest(
     // ...and the only new entries are one conv + bias per fused operator, from docs/protocol.md §4.2's GhostNet:
     // rows (k, exp, out, s) of the 9 bottlenecks; ghost modules in→exp and exp→out with
     // init = out/2 (1×1 primary, 3×3 depthwise cheap op); a k×k depthwise conv_dw when s = 2.
-    const rows = [
-      [3, 16, 16, 1],
-      [3, 48, 24, 2],
-      [3, 72, 24, 1],
-      [5, 72, 40, 2],
-      [5, 120, 40, 1],
-      [3, 240, 80, 2],
-      [
-        3,
-        184,
-        80,
-        1,
-      ],
-      [3, 240, 160, 1],
-      [5, 720, 192, 1],
-    ];
+    const rows =
+      "3 16 16 1 / 3 48 24 2 / 3 72 24 1 / 5 72 40 2 / 5 120 40 1 / 3 240 80 2 / 3 184 80 1 / 3 240 160 1 / 5 720 192 1"
+        .split("/").map((r) => r.trim().split(" ").map(Number));
     const stage = ["0.0", "1.0", "2.0", "3.0", "4.0", "5.0", "6.0", "6.1", "7.0"];
     const want = new Map<string, string>();
     let cin = 16;
@@ -361,37 +348,6 @@ function images(seed: number, n = BATCH, size = SIZE): tf.Tensor {
   return tf.randomNormal([n, size, size, 3], 0, 1, "float32", seed);
 }
 
-/**
- * Runs `fn` with every train-mode BN's momentum at 1, so that the running statistics become those
- * of the batch it sees (biased variance). Eval outputs then depend on the input: with fresh running stats (0, 1) a
- * deep network's eval output is a near-constant set by the BN biases.
- */
-function withBatchNormCalibration<T>(fn: () => T): T {
-  const original = ops.batchNorm;
-  ops.batchNorm = (...args: Parameters<typeof original>) => {
-    const [x, bn, ctx] = args;
-    const momentum = bn.momentum;
-    bn.momentum = 1;
-    try {
-      const y = original(...args);
-      if (ctx.training) {
-        // Store the biased variance (the one training normalises with), so that eval on the
-        // calibration batch reproduces the training-mode forward exactly.
-        const n = x.size / (x.shape[x.rank - 1] as number);
-        (bn.runningVar as tf.Variable).assign(tf.mul(bn.runningVar, (n - 1) / n));
-      }
-      return y;
-    } finally {
-      bn.momentum = momentum;
-    }
-  };
-  try {
-    return fn();
-  } finally {
-    ops.batchNorm = original;
-  }
-}
-
 for (const id of ALL_IDS) {
   modelTest(
     id,
@@ -423,7 +379,9 @@ for (const id of ALL_IDS) {
       const vars = m.params.trainableVariables();
       const lossOf = () => tf.losses.softmaxCrossEntropy(y, m.apply(x, ctxOf(true))) as tf.Scalar;
       // The gradient pass also calibrates the BN running stats for the eval checks below.
-      const { value: loss0, grads } = withBatchNormCalibration(() => tf.variableGrads(lossOf, vars));
+      const { value: loss0, grads } = withBatchNormMomentumOne(() => tf.variableGrads(lossOf, vars), {
+        biasedVariance: true,
+      });
       const gradMax = tf.stack(vars.map((v) => tf.max(tf.abs(grads[v.name]))));
       const gmax = await gradMax.data();
       const dead = vars.filter((_, i) => !(gmax[i] > 0) || !Number.isFinite(gmax[i])).map((v) => v.name);
@@ -454,7 +412,7 @@ for (const id of ALL_IDS) {
 }
 
 /**
- * Draws every BN's γ ∈ [0.8, 1.2] and β ~ N(0, 0.1²). Together with {@link withBatchNormCalibration}
+ * Draws every BN's γ ∈ [0.8, 1.2] and β ~ N(0, 0.1²). Together with {@link withBatchNormMomentumOne} (biased variance)
  * (data-dependent running means and variances) every term of the fusion is non-trivial. The running
  * stats are not perturbed further: MobileOne has no bounded activation, and eval-mode deviations
  * from batch statistics compound over its 44 BN layers (a 2 % change gives logits ~10²).
@@ -494,7 +452,7 @@ function fusedPair(id: string, calibration: tf.Tensor) {
   const params = new Params(3);
   const net = spec.build(params, o);
   randomizeBatchNormAffine(params, 11);
-  withBatchNormCalibration(() => tf.dispose(net.apply(calibration, ctxOf(true))));
+  withBatchNormMomentumOne(() => tf.dispose(net.apply(calibration, ctxOf(true))), { biasedVariance: true });
   const fusedParams = new Params(0);
   const fused = spec.reparameterize!(net, fusedParams, o);
   assertEquals(fusedParams.countTrainable(), countFused(id, 10).params);

@@ -17,11 +17,12 @@
 import { assert } from "./assert.ts";
 import "../models/zoo.ts";
 import { buildModel } from "../models/registry.ts";
-import { type Ctx, type KernelChoice, type Model, ops, type ParamEntry } from "../models/core.ts";
+import { type Ctx, type KernelChoice, type Model, type ParamEntry } from "../models/core.ts";
 import { encodeSafetensors, type StTensor, torchStateDict } from "../train/safetensors.ts";
 import { initRuntime } from "../runtime/webgpu.ts";
 import { type Tensor, tf } from "../runtime/tf.ts";
 import { Rng } from "../runtime/rng.ts";
+import { withBatchNormMomentumOne, withoutRandomness } from "./model_hooks.ts";
 import { CANONICAL_MODELS } from "../score/xscore.ts";
 
 /** The 11 models of the paper (score/xscore.ts's fixed list, not the registry: an unregistered one fails here). */
@@ -157,39 +158,6 @@ function perturb(entries: readonly ParamEntry[], rng: Rng, stats: boolean): void
   }
 }
 
-/** Runs `fn` with dropout and stochastic depth off: their draws cannot match PyTorch's. */
-function withoutRandomness<T>(fn: () => T): T {
-  const saved = { dropout: ops.dropout, dropPath: ops.dropPath };
-  ops.dropout = (t: Tensor) => t;
-  ops.dropPath = (t: Tensor) => t;
-  try {
-    return fn();
-  } finally {
-    ops.dropout = saved.dropout;
-    ops.dropPath = saved.dropPath;
-  }
-}
-
-/** Runs `fn` with every BatchNorm's momentum 1: running statistics = the batch's. */
-function withMomentumOne<T>(fn: () => T): T {
-  const original = ops.batchNorm;
-  ops.batchNorm = (...args: Parameters<typeof original>) => {
-    const bn = args[1];
-    const momentum = bn.momentum;
-    bn.momentum = 1;
-    try {
-      return original(...args);
-    } finally {
-      bn.momentum = momentum;
-    }
-  };
-  try {
-    return fn();
-  } finally {
-    ops.batchNorm = original;
-  }
-}
-
 function st(t: Float32Array, shape: number[]): StTensor {
   return { dtype: "F32", shape, data: t };
 }
@@ -205,7 +173,7 @@ async function exportCase(id: string, dir: string, cfg: ParityConfig): Promise<v
     // Data-dependent running statistics (as training leaves them), then moved off them: with
     // arbitrary statistics a deep network's eval logits hardly depend on the input at all.
     const calib = tf.randomUniform([4, SIZE, SIZE, 3], -1, 1, "float32", 5);
-    withoutRandomness(() => withMomentumOne(() => tf.tidy(() => m.apply(calib, ctx(true)))));
+    withoutRandomness(() => withBatchNormMomentumOne(() => tf.tidy(() => m.apply(calib, ctx(true)))));
     calib.dispose();
     perturb(m.params.entries, rng, true);
     const xv = Float32Array.from({ length: BATCH * SIZE * SIZE * 3 }, () => rng.uniformIn(-1, 1));

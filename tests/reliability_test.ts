@@ -6,11 +6,12 @@
  * configuration; writes are durable.
  */
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
-import { type Tensor, tf } from "../runtime/tf.ts";
+import { runTask } from "./cli.ts";
+import { tinyModel as tinyNet } from "./model_hooks.ts";
+import { tf } from "../runtime/tf.ts";
 import { initRuntime } from "../runtime/webgpu.ts";
 import { UserError } from "../runtime/errors.ts";
 import { Rng } from "../runtime/rng.ts";
-import { BatchNorm2d, Conv2d, type Ctx, Linear, type Model, ops, Params } from "../models/core.ts";
 import type { EvalBatch, TrainBatch } from "../data/types.ts";
 import { runPaths, train, type TrainSource } from "../train/loop.ts";
 import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
@@ -22,20 +23,8 @@ import { decodeSafetensors, encodeSafetensors } from "../train/safetensors.ts";
 
 const S = 6, C = 3, B = 4, N_TRAIN = 12, N_TEST = 8;
 
-function tinyModel(seed: number): Model {
-  const params = new Params(seed);
-  const conv = new Conv2d(params, "conv", { cin: 3, cout: 4, k: 3 });
-  const bn = new BatchNorm2d(params, "bn", 4);
-  const fc = new Linear(params, "fc", { nin: 4, nout: C });
-  return {
-    id: "tiny",
-    options: { numClasses: C, imageSize: S, seed },
-    params,
-    apply(x: Tensor, ctx: Ctx): Tensor {
-      return fc.apply(ops.globalAvgPool(ops.act(bn.apply(conv.apply(x, ctx), ctx), "relu"), ctx), ctx);
-    },
-  };
-}
+/** conv3x3 → BN → ReLU → global pool → linear. */
+const tinyModel = (seed: number) => tinyNet(seed, { classes: C, size: S, width: 4 });
 
 /**
  * Synthetic batches; with `blowUpEpoch`, the last batch of that epoch holds ±1e20 pixels: BN's batch
@@ -167,26 +156,6 @@ Deno.test("resume refuses a checkpoint holding NaN (naming the tensor) and a tru
 });
 
 // ---------------------------------------------------------------- item 4: one CLI convention
-
-/** The `deno run` arguments of a deno.json task (its real, narrow permissions), plus `args`. */
-async function taskArgs(task: string, args: string[]): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile("deno.json"));
-  const command: string = config.tasks[task].command;
-  const words = command.split(/\s+/);
-  assertEquals(words[0], "deno", command);
-  return [...words.slice(1), ...args];
-}
-
-async function runTask(task: string, ...args: string[]) {
-  const out = await new Deno.Command("deno", {
-    args: await taskArgs(task, args),
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, out: dec(out.stdout), err: dec(out.stderr) };
-}
 
 /** stderr is `error: <one line>` (then, for usage errors, the usage) and holds no stack frame. */
 function assertOneLine(r: { code: number; err: string }, code: number, ...needles: string[]) {

@@ -7,6 +7,7 @@
  * real Slurm.
  */
 import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { runTask } from "./cli.ts";
 import { UserError } from "../runtime/errors.ts";
 import { flockHeld, tryFlock } from "../runtime/fs.ts";
 import { appendLedgerRow, LEDGER_COLUMNS, type LedgerRecord } from "../train/ledger.ts";
@@ -106,27 +107,7 @@ Deno.test("sweep: a cell's training gets the train task's permissions with write
 });
 
 Deno.test("sweep task: --out outside what the sweep may write is refused before any work; an empty matrix writes no script", async () => {
-  const run = async (...args: string[]) => {
-    const r = await new Deno.Command("deno", {
-      args: [
-        ...[
-          "run",
-          "--allow-read",
-          "--allow-write=.cache,runs",
-          "--allow-ffi",
-          "--allow-env",
-          "--allow-run=deno",
-        ],
-        "tasks/sweep.ts",
-        ...args,
-      ],
-      cwd: REPO,
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    return { code: r.code, out: decoder.decode(r.stdout), err: decoder.decode(r.stderr).trim() };
-  };
+  const run = (...args: string[]) => runTask("sweep", ...args);
   const outside = await Deno.makeTempDir();
   const r = await run(...base(outside, "--emit", "slurm"));
   assertEquals(r.code, 2, r.err);

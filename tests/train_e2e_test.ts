@@ -12,7 +12,7 @@ import { readLedgerRecords } from "../train/ledger.ts";
 import { LEDGER_COLUMNS } from "../train/ledger.ts";
 import { decodeSafetensors } from "../train/safetensors.ts";
 import { parseCsv } from "../runtime/csv.ts";
-import { trainCliArgs } from "./fixtures.ts";
+import { trainCliArgs } from "./cli.ts";
 
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 

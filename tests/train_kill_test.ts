@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
-import { trainCliArgs } from "./fixtures.ts";
+import { runDenoOk, trainCliArgs } from "./cli.ts";
 
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 const haveData = Boolean(await Deno.stat(FASHION_MNIST).catch(() => undefined));
@@ -21,16 +21,9 @@ function trainArgs(out: string, extra: string[] = []): string[] {
   ]);
 }
 
-async function train(out: string, extra: string[] = []): Promise<string> {
-  const proc = await new Deno.Command("deno", {
-    args: trainArgs(out, extra),
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  const text = new TextDecoder().decode(proc.stdout) + new TextDecoder().decode(proc.stderr);
-  assertEquals(proc.code, 0, `train ${extra.join(" ")} failed:\n${text.slice(-2000)}`);
-  return text;
+/** A whole run (exit 0 asserted); returns what it printed. */
+function train(out: string, extra: string[] = []): Promise<string> {
+  return runDenoOk(trainArgs(out, extra));
 }
 
 /** Starts a run and SIGKILLs it once it reports step 2 of epoch 2; returns what it printed. */

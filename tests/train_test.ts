@@ -5,11 +5,13 @@
  * The loop tests use a tiny in-test model (conv + BN + dropout + linear) and synthetic batches.
  */
 import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { runTask } from "./cli.ts";
+import { tinyModel as tinyNet } from "./model_hooks.ts";
 import { UserError } from "../runtime/errors.ts";
-import { type Tensor, tf } from "../runtime/tf.ts";
+import { tf } from "../runtime/tf.ts";
 import { initRuntime } from "../runtime/webgpu.ts";
 import { Rng } from "../runtime/rng.ts";
-import { BatchNorm2d, Conv2d, type Ctx, Linear, type Model, ops, Params } from "../models/core.ts";
+import { ops } from "../models/core.ts";
 import type { EvalBatch, TrainBatch } from "../data/types.ts";
 import { lrAt, PER_EPOCH_MIN_EPOCHS, shortRunWarmupSteps, upCosLr } from "../train/schedule.ts";
 import { applyAdam, createAdamState } from "../train/optimizer.ts";
@@ -29,20 +31,11 @@ import { parseSweepArgs, pendingCells, slurmScript } from "../tasks/sweep.ts";
 
 Deno.test("LR schedule at 100 epochs equals the reference values table (lr_max 1e-3)", () => {
   const s = { epochs: 100, stepsPerEpoch: 1563, lrMax: 1e-3, lrMin: 1e-5 };
-  const table: [number, number][] = [
-    [0, 2.0e-4],
-    [1, 4.0e-4],
-    [2, 6.0e-4],
-    [3, 8.0e-4],
-    [4, 1.0e-3],
-    [5, 9.99729e-4],
-    [10, 9.90288e-4],
-    [25, 8.85359e-4],
-    [50, 5.29544e-4],
-    [75, 1.57888e-4],
-    [90, 3.17623e-5],
-    [98, 1.02706e-5],
-  ];
+  // Linear warm-up over 5 epochs, then cosine from lr_max to lr_min (epoch → value).
+  const warmup = { 0: 2.0e-4, 1: 4.0e-4, 2: 6.0e-4, 3: 8.0e-4, 4: 1.0e-3 };
+  const cosineHead = { 5: 9.99729e-4, 10: 9.90288e-4, 25: 8.85359e-4, 50: 5.29544e-4 };
+  const cosineTail = { 75: 1.57888e-4, 90: 3.17623e-5, 98: 1.02706e-5 };
+  const table = Object.entries({ ...warmup, ...cosineHead, ...cosineTail }).map(([e, v]) => [Number(e), v]);
   for (const [e, want] of table) {
     for (const step of [0, 700, 1562]) {
       assertAlmostEquals(lrAt(s, e, step), want, want * 1e-5, `epoch ${e} step ${step}`);
@@ -234,24 +227,8 @@ Deno.test("ledger: unlessPresent skips a row equal in every column, appends any 
 const S = 8, C = 4, B = 8, N_TRAIN = 40, N_TEST = 20;
 
 /** conv3x3 → BN → ReLU → depthwise 3x3 → global pool → dropout → linear; `poison` makes the logits NaN. */
-function tinyModel(seed: number, control: { poison?: boolean } = {}): Model {
-  const params = new Params(seed);
-  const conv = new Conv2d(params, "conv", { cin: 3, cout: 6, k: 3 });
-  const bn = new BatchNorm2d(params, "bn", 6);
-  const dw = new Conv2d(params, "dw", { cin: 6, cout: 6, k: 3, depthwise: true, bias: true });
-  const fc = new Linear(params, "fc", { nin: 6, nout: C });
-  return {
-    id: "tiny",
-    options: { numClasses: C, imageSize: S, seed },
-    params,
-    apply(x: Tensor, ctx: Ctx): Tensor {
-      let h = dw.apply(ops.act(bn.apply(conv.apply(x, ctx), ctx), "relu"), ctx);
-      h = ops.dropout(ops.globalAvgPool(h, ctx), 0.2, ctx);
-      const y = fc.apply(h, ctx);
-      return control.poison ? tf.mul(y, NaN) : y;
-    },
-  };
-}
+const tinyModel = (seed: number, control: { poison?: boolean } = {}) =>
+  tinyNet(seed, { classes: C, size: S, width: 6, depthwise: true, dropout: 0.2, ...control });
 
 /** Synthetic class-dependent images; order, CutMix λ and pairing drawn from the source's Rng. */
 function syntheticSource(seed: number): TrainSource {
@@ -490,22 +467,7 @@ Deno.test("sweep: matrix from flags, skips cells already in the ledger, emits a 
 });
 
 Deno.test("train CLI: bad input is one line and exit 2", async () => {
-  const run = async (...args: string[]) => {
-    const out = await new Deno.Command("deno", {
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-write=.cache,runs",
-        "--allow-ffi",
-        "--allow-env",
-        "tasks/train.ts",
-        ...args,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return { code: out.code, err: new TextDecoder().decode(out.stderr).trim() };
-  };
+  const run = (...args: string[]) => runTask("train", ...args);
   const bad = [
     [["--model", "nope"], "unknown model"],
     [["--model", "mobilenet", "--dataset", "nope"], "unknown dataset"],

@@ -10,7 +10,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
 import "../models/zoo.ts";
 import { MODELS } from "../models/registry.ts";
-import { trainCliArgs } from "./fixtures.ts";
+import { trainCliArgs } from "./cli.ts";
 
 const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 const slow = Deno.env.get("XS_SLOW") === "1";
