@@ -9,11 +9,11 @@
  *
  * @module
  */
-import { assertWritableDir, choiceFlag, intFlag, numberFlag, parseCli } from "../runtime/cli.ts";
-import { runMain, UsageError, UserError } from "../runtime/errors.ts";
+import { assertWritableDir, intFlag, parseCli } from "../runtime/cli.ts";
+import { runMain, UserError } from "../runtime/errors.ts";
 import { writeFileAtomic } from "../runtime/fs.ts";
-import { canonicalDatasetId } from "../score/ledger.ts";
-import { DEFAULT_LAMBDA, SUITES } from "../score/xscore.ts";
+import { DEFAULT_LAMBDA } from "../score/xscore.ts";
+import { SCORING_FLAGS, scoringChoice } from "../score/options.ts";
 import { buildReportData, type ModelCost, PAPER_LABEL, type ReportData } from "../score/report/data.ts";
 import { imagenetteSvg, rankingChartFile, renderHtml, renderMarkdown } from "../score/report/page.ts";
 import { countModelOps, MODELS } from "../models/registry.ts";
@@ -54,47 +54,15 @@ function parseOptions(args: string[]): Options {
     usage: USAGE,
     allowPositionals: true,
     options: {
-      results: { type: "string", multiple: true },
+      ...SCORING_FLAGS,
       runs: { type: "string" },
-      suite: { type: "string" },
-      datasets: { type: "string" },
-      lambda: { type: "string" },
-      bounds: { type: "string" },
       bootstrap: { type: "string" },
       seed: { type: "string" },
       out: { type: "string" },
     },
   });
   const v = parsed.values;
-  if (parsed.positionals.length > 0 && !v.results) {
-    throw new UsageError(
-      `unexpected argument "${parsed.positionals[0]}"; pass ledgers with --results FILE`,
-      USAGE,
-    );
-  }
-  const files = [...(v.results ?? []), ...parsed.positionals];
-  if (v.suite !== undefined && v.datasets !== undefined) {
-    throw new UsageError("give either --suite or --datasets, not both", USAGE);
-  }
-  let datasets: string[] | undefined;
-  if (v.datasets !== undefined) {
-    datasets = v.datasets.split(",").map((d) => d.trim()).filter((d) => d).map(canonicalDatasetId);
-    if (datasets.length < 2) {
-      throw new UsageError(`--datasets: need at least 2 datasets, got "${v.datasets}"`, USAGE);
-    }
-    const dup = datasets.find((d, i) => datasets!.indexOf(d) !== i);
-    if (dup) throw new UsageError(`--datasets: ${dup} is listed twice`, USAGE);
-  } else if (v.suite !== undefined) {
-    datasets = [...SUITES[choiceFlag(v.suite, "suite", Object.keys(SUITES), USAGE)!]];
-  }
-  const lambda = numberFlag(v.lambda, "lambda", USAGE) ?? DEFAULT_LAMBDA;
-  if (lambda < 0 || lambda > 1) {
-    throw new UsageError(
-      `--lambda ${JSON.stringify(v.lambda)}: expected a number in [0, 1] (paper Eq. 3)`,
-      USAGE,
-    );
-  }
-  const bounds = choiceFlag(v.bounds, "bounds", ["observed", "reference"] as const, USAGE) ?? "observed";
+  const { files, datasets, lambda, bounds } = scoringChoice(v, parsed.positionals, USAGE);
   const dirOf = (f: string) => (f.includes("/") ? f.slice(0, f.lastIndexOf("/")) : ".");
   return {
     files,

@@ -14,7 +14,6 @@ import {
   aggregateSeeds,
   assertSpread,
   buildMatrix,
-  canonicalDatasetId,
   fractionWarning,
   type LedgerRow,
   mixedScaleWarnings,
@@ -23,6 +22,7 @@ import {
 } from "../score/ledger.ts";
 import { analyzeSubsets } from "../score/subsets.ts";
 import { type Bounds, computeXScore, DEFAULT_LAMBDA, SUITES } from "../score/xscore.ts";
+import { SCORING_FLAGS, scoringChoice } from "../score/options.ts";
 import { REFERENCE_LABEL, REFERENCE_TABLE, referenceBounds } from "../score/reference.ts";
 import { imagenetteCorrelation } from "../score/correlation.ts";
 import { printReport, renderOutputs, type ScoreIo, type ScoreRun } from "../score/output.ts";
@@ -76,11 +76,7 @@ function parseOptions(args: string[]): Options | undefined {
       args,
       allowPositionals: true,
       options: {
-        results: { type: "string", multiple: true },
-        suite: { type: "string" },
-        datasets: { type: "string" },
-        lambda: { type: "string" },
-        bounds: { type: "string" },
+        ...SCORING_FLAGS,
         out: { type: "string" },
         format: { type: "string" },
         "allow-missing": { type: "boolean" },
@@ -94,46 +90,8 @@ function parseOptions(args: string[]): Options | undefined {
   }
   const v = parsed.values;
   if (v.help) return undefined;
-  // `--results a.csv b.csv`: the files after the first arrive as positionals.
-  const files = [...(v.results ?? []), ...parsed.positionals];
-  if (parsed.positionals.length > 0 && !v.results) {
-    throw new UserError(
-      `unexpected argument "${parsed.positionals[0]}"; pass ledgers with --results FILE; see --help`,
-    );
-  }
-
-  if (v.suite !== undefined && v.datasets !== undefined) {
-    throw new UserError("give either --suite or --datasets, not both");
-  }
-  let datasets: string[], suiteLabel: string;
-  if (v.datasets !== undefined) {
-    datasets = v.datasets.split(",").map((d) => d.trim()).filter((d) => d).map(canonicalDatasetId);
-    const dup = datasets.find((d, i) => datasets.indexOf(d) !== i);
-    if (dup) throw new UserError(`--datasets: ${dup} is listed twice`);
-    if (datasets.length < 2) {
-      throw new UserError(
-        `--datasets: need at least 2 datasets (V is a sample variance), got "${v.datasets}"`,
-      );
-    }
-    suiteLabel = "custom";
-  } else {
-    suiteLabel = v.suite ?? "full";
-    if (!Object.hasOwn(SUITES, suiteLabel)) {
-      throw new UserError(
-        `unknown suite "${suiteLabel}"; use ${Object.keys(SUITES).join(" or ")}, or --datasets a,b,...`,
-      );
-    }
-    datasets = [...SUITES[suiteLabel]];
-  }
-
-  const lambda = v.lambda === undefined ? DEFAULT_LAMBDA : parseDecimal(v.lambda);
-  if (lambda === undefined || lambda < 0 || lambda > 1) {
-    throw new UserError(`--lambda must be a number in [0, 1] (paper Eq. 3), got "${v.lambda}"`);
-  }
-  const bounds = v.bounds ?? "observed";
-  if (bounds !== "observed" && bounds !== "reference") {
-    throw new UserError(`--bounds must be observed or reference, got "${bounds}"`);
-  }
+  const { files, lambda, bounds, ...choice } = scoringChoice(v, parsed.positionals, USAGE);
+  const datasets = choice.datasets ?? [...SUITES.full], suiteLabel = choice.suite ?? "full";
   const format = v.format ?? "table";
   if (format !== "table" && format !== "csv" && format !== "md") {
     throw new UserError(`--format must be table, csv or md, got "${format}"`);

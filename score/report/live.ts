@@ -5,28 +5,18 @@
  *
  * @module
  */
-import {
-  computeXScore,
-  DEFAULT_LAMBDA,
-  mean,
-  minMax,
-  normalize,
-  observedBounds,
-  rankDescending,
-  sampleVariance,
-  scoreRow,
-} from "../xscore.ts";
+import * as xscore from "../xscore.ts";
 
 /** The functions of score/xscore.ts the page needs, in dependency-free declaration form. */
 const XSCORE_FUNCTIONS = [
-  mean,
-  sampleVariance,
-  observedBounds,
-  minMax,
-  normalize,
-  rankDescending,
-  scoreRow,
-  computeXScore,
+  xscore.mean,
+  xscore.sampleVariance,
+  xscore.observedBounds,
+  xscore.minMax,
+  xscore.normalize,
+  xscore.rankDescending,
+  xscore.scoreRow,
+  xscore.computeXScore,
 ];
 
 /**
@@ -45,7 +35,7 @@ export function xscoreModuleSource(): string {
     return src;
   });
   return [
-    `const DEFAULT_LAMBDA = ${JSON.stringify(DEFAULT_LAMBDA)};`,
+    `const DEFAULT_LAMBDA = ${JSON.stringify(xscore.DEFAULT_LAMBDA)};`,
     ...parts,
     "return { computeXScore, observedBounds };",
   ]
