@@ -127,6 +127,21 @@ function slotsPerDispatch(backend: WebGPUBackend, flat: boolean): number {
 }
 
 /**
+ * What every Adam step takes: the variables, their gradients (a missing one counts as zero), the
+ * first and second moments (flat over all variables, or one per variable), the step number (1 for
+ * the first), the learning rate and optional hyper-parameters.
+ */
+export type AdamStepArgs = [
+  vars: readonly tf.Variable[],
+  grads: readonly (Tensor | undefined)[],
+  m: tf.Variable | readonly tf.Variable[],
+  v: tf.Variable | readonly tf.Variable[],
+  step: number,
+  lr: number,
+  hyper?: Partial<AdamHyper>,
+];
+
+/**
  * One Adam step (PyTorch `torch.optim.Adam`, no weight decay, no amsgrad) at step number `step`
  * (1 for the first step) and learning rate `lr`, updating `vars`, `m` and `v` in place:
  *
@@ -141,14 +156,7 @@ function slotsPerDispatch(backend: WebGPUBackend, flat: boolean): number {
  * every step). Without it a block is made for this call.
  */
 export function fusedAdamStep(
-  vars: readonly tf.Variable[],
-  grads: readonly (Tensor | undefined)[],
-  m: tf.Variable | readonly tf.Variable[],
-  v: tf.Variable | readonly tf.Variable[],
-  step: number,
-  lr: number,
-  hyper: Partial<AdamHyper> = {},
-  scalars?: Tensor,
+  ...[vars, grads, m, v, step, lr, hyper = {}, scalars]: [...AdamStepArgs, scalars?: Tensor]
 ): void {
   const h = { ...FUSED_ADAM_DEFAULTS, ...hyper };
   if (!(step >= 1)) throw new RangeError(`fusedAdamStep: step must be >= 1, got ${step}`);
@@ -235,15 +243,7 @@ export function adamStepScalars(step: number, lr: number, hyper: Partial<AdamHyp
  * The same step from stock tfjs ops (the CPU fallback, and a reference for tests): in place
  * through `assign`, per variable.
  */
-export function adamStepReference(
-  vars: readonly tf.Variable[],
-  grads: readonly (Tensor | undefined)[],
-  m: tf.Variable | readonly tf.Variable[],
-  v: tf.Variable | readonly tf.Variable[],
-  step: number,
-  lr: number,
-  hyper: Partial<AdamHyper> = {},
-): void {
+export function adamStepReference(...[vars, grads, m, v, step, lr, hyper = {}]: AdamStepArgs): void {
   const h = { ...FUSED_ADAM_DEFAULTS, ...hyper };
   const bc1 = 1 - h.beta1 ** step;
   const bc2Sqrt = Math.sqrt(1 - h.beta2 ** step);

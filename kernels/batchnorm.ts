@@ -18,7 +18,7 @@
  * @module
  */
 import { type Tensor, tf, type WebGPUBackend } from "../runtime/tf.ts";
-import { kernelTuning } from "./common.ts";
+import { channelMain, kernelTuning } from "./common.ts";
 import { ensurePrivate, ints, type ProgramUniforms, rawDispatch, rawPipeline } from "../runtime/gpu.ts";
 
 /** Activation fused into the normalisation. */
@@ -149,18 +149,15 @@ abstract class ChunkSumProgram extends BnProgram {
   /** WGSL over rows r0..r1 of channel vector c that leaves the two results in `first`, `second`. */
   abstract body(): string;
   getUserCode(): string {
-    return `
-      fn main(index : i32) {
-        if (index >= uniforms.nThreads) { return; }
-        let cv = uniforms.cv;
-        let c = index % cv;
-        let chunk = index / cv;
+    return channelMain(
+      `
         let r0 = chunk * uniforms.rowsPerChunk;
         let r1 = min(r0 + uniforms.rowsPerChunk, uniforms.rows);
         ${this.body()}
         result[(chunk * 2) * cv + c] = first;
-        result[(chunk * 2 + 1) * cv + c] = second;
-      }`;
+        result[(chunk * 2 + 1) * cv + c] = second;`,
+      { rest: "chunk" },
+    );
   }
 }
 

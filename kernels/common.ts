@@ -192,6 +192,26 @@ export abstract class FlatProgram implements WebGPUProgram {
   abstract getUserCode(): string;
 }
 
+/**
+ * WGSL entry point of a flat program over (item, channel vector) pairs: thread `index` handles
+ * channel vector `lane` = index % `width` of item `rest` = index / `width` (a `var` when the body
+ * decomposes it further); threads past `nThreads` return. The program's uniforms must declare
+ * `nThreads` and `width`; `body` continues from there.
+ */
+export function channelMain(
+  body: string,
+  { width = "cv", lane = "c", rest = "t", mutableRest = false } = {},
+): string {
+  return `
+      fn main(index : i32) {
+        if (index >= uniforms.nThreads) { return; }
+        let ${width} = uniforms.${width};
+        let ${lane} = index % ${width};
+        ${mutableRest ? "var" : "let"} ${rest} = index / ${width};
+        ${body}
+      }`;
+}
+
 /** WGSL type name of a float value with 1 or 4 components. */
 export function floatType(components: 1 | 4): string {
   return components === 4 ? "vec4<f32>" : "f32";

@@ -14,6 +14,7 @@ import { tf } from "../runtime/tf.ts";
 import {
   assertFloat32,
   channelComponents,
+  channelMain,
   flatDispatch,
   FlatProgram,
   floatType,
@@ -295,12 +296,8 @@ class DwTileProgram extends FlatProgram {
       fn xsLoad(rowBase : i32, col : i32, c : i32) -> ${T} {
         if (col >= 0 && col < uniforms.inW) { return ${src}[(rowBase + col) * uniforms.cv + c]; }
         return ${T}(0.0);
-      }
-      fn main(index : i32) {
-        if (index >= uniforms.nThreads) { return; }
-        let cv = uniforms.cv;
-        let c = index % cv;
-        var t = index / cv;
+      }` + channelMain(
+      `
         let strip = t % uniforms.strips;
         t = t / uniforms.strips;
         let rs = t % uniforms.rowsPerChunk;
@@ -310,9 +307,9 @@ class DwTileProgram extends FlatProgram {
         ${origin}
         ${accs.join("\n        ")}
         ${lines.join("\n        ")}
-        ${writes.join("\n        ")}
-      }
-    `;
+        ${writes.join("\n        ")}`,
+      { mutableRest: true },
+    );
   }
 }
 
@@ -407,12 +404,7 @@ class DwFilterPartialProgram extends FlatProgram {
     }
     return `
       ${LOAD_FN("xsLoadX", "xIn", T, "inW")}
-      ${LOAD_FN("xsLoadDy", "dyIn", T, "outW")}
-      fn main(index : i32) {
-        if (index >= uniforms.nThreads) { return; }
-        let cv = uniforms.cv;
-        let c = index % cv;
-        let t = index / cv;
+      ${LOAD_FN("xsLoadDy", "dyIn", T, "outW")}` + channelMain(`
         let kh0 = (t % ${groups}) * ${rg};
         let chunk = t / ${groups};
         let r0 = chunk * uniforms.rowsPerChunk;
@@ -430,9 +422,7 @@ class DwFilterPartialProgram extends FlatProgram {
             ${rowBlocks.join("\n")}
           }
         }
-        ${writes.join("\n")}
-      }
-    `;
+        ${writes.join("\n")}`);
   }
 }
 

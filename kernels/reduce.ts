@@ -9,6 +9,7 @@
 import type { tf, WebGPUBackend } from "../runtime/tf.ts";
 import {
   channelComponents,
+  channelMain,
   flatDispatch,
   FlatProgram,
   floatType,
@@ -67,12 +68,8 @@ export class ColumnSumProgram extends FlatProgram {
       ? `result[(o * 2) * mv + m] = s;
          result[(o * 2 + 1) * mv + m] = p;`
       : `result[o * mv + m] = s;`;
-    return `
-      fn main(index : i32) {
-        if (index >= uniforms.nThreads) { return; }
-        let mv = uniforms.mv;
-        let m = index % mv;
-        let t = index / mv;
+    return channelMain(
+      `
         let chunk = t % uniforms.chunks;
         let g = t / uniforms.chunks;
         let r0 = chunk * uniforms.rowsPerChunk;
@@ -87,9 +84,9 @@ export class ColumnSumProgram extends FlatProgram {
         }
         _ = p;
         let o = g * uniforms.chunks + chunk;
-        ${write}
-      }
-    `;
+        ${write}`,
+      { width: "mv", lane: "m" },
+    );
   }
 }
 

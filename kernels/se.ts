@@ -18,6 +18,7 @@ import type { WebGPUBackend } from "../runtime/tf.ts";
 import {
   assertFloat32,
   channelComponents,
+  channelMain,
   flatDispatch,
   FlatProgram,
   gpuBackend,
@@ -308,12 +309,7 @@ class SeChannelProgram extends FlatProgram {
     const head = this.mode === "scale" ? `let g = gIn[rec + c];` : `let g = pkIn[rec + c];
          let d = pkIn[rec + uniforms.dsOffset + c];`;
     const body = this.mode === "scale" ? `result[k] = xIn[k] * g;` : `result[k] = fma(dyIn[k], g, d);`;
-    return `
-      fn main(index : i32) {
-        if (index >= uniforms.nThreads) { return; }
-        let cv = uniforms.cv;
-        let c = index % cv;
-        let t = index / cv;
+    return channelMain(`
         let run = t % uniforms.runs;
         let b = t / uniforms.runs;
         let rec = b * uniforms.recordVecs;
@@ -324,9 +320,7 @@ class SeChannelProgram extends FlatProgram {
         for (var p = p0; p < p1; p++) {
           ${body}
           k += cv;
-        }
-      }
-    `;
+        }`);
   }
 }
 
