@@ -30,14 +30,8 @@ const B0: StageConfig[] = [
   [6, 3, 1, 192, 320, 1],
 ];
 
-const B0_2M: StageConfig[] = [
-  [1, 3, 1, 32, 16, 1],
-  [6, 3, 2, 16, 24, 2],
-  [6, 5, 2, 24, 40, 2],
-  [6, 3, 2, 40, 80, 3],
-  [6, 5, 1, 80, 192, 3],
-  [6, 3, 1, 192, 256, 1],
-];
+/** B0's first four stages, then two wider, shallower ones ending at 256 channels (docs/protocol.md §4.2). */
+const B0_2M: StageConfig[] = [...B0.slice(0, 4), [6, 5, 1, 80, 192, 3], [6, 3, 1, 192, 256, 1]];
 
 /** The stage table of a variant. */
 export function efficientNetStages(variant: EfficientNetVariant): StageConfig[] {

@@ -11,7 +11,7 @@
 import type { Ctx, ModelOptions, Module, Params, Tensor } from "./core.ts";
 import { BatchNorm2d, Conv2d, Linear, ops } from "./core.ts";
 import { ConvBnAct, makeDivisible, SqueezeExcite } from "./blocks.ts";
-import { loadReparameterized, RepConv } from "./reparam.ts";
+import { reparameterizeWith, RepConv } from "./reparam.ts";
 import type { ModelSpec } from "./registry.ts";
 
 /** Bottleneck rows (k, exp, out, se, s), grouped into the `blocks.<i>` stages of the reference. */
@@ -234,10 +234,5 @@ export const ghostnetSpec: ModelSpec = {
   description:
     "ghostnetv3(width=1.0): truncated GhostNetV3 with DFC attention (train-time multi-branch graph)",
   build: (p, o) => new GhostNet(p, o),
-  reparameterize(net: Module, p: Params, o: ModelOptions): Module {
-    const src = net as GhostNet;
-    const fused = new GhostNet(p, o, true);
-    loadReparameterized(src.p, src.reps, p);
-    return fused;
-  },
+  reparameterize: reparameterizeWith((p, o) => new GhostNet(p, o, true)),
 };

@@ -8,7 +8,7 @@
  * @module
  */
 import { type Ctx, Linear, type ModelOptions, type Module, ops, Params, type Tensor } from "./core.ts";
-import { loadReparameterized, RepConv } from "./reparam.ts";
+import { reparameterizeWith, RepConv } from "./reparam.ts";
 import type { ModelSpec } from "./registry.ts";
 
 /** Blocks per stage and width multipliers of s0. */
@@ -75,10 +75,5 @@ export const mobileoneSpec: ModelSpec = {
   description: "mobileone(variant='s0') with num_conv_branches=2, no SE (train-time multi-branch graph)",
   defaults: { branches: 2 },
   build: (p, o) => new MobileOne(p, o),
-  reparameterize(net: Module, p: Params, o: ModelOptions): Module {
-    const src = net as MobileOne;
-    const fused = new MobileOne(p, o, true);
-    loadReparameterized(src.p, src.reps, p);
-    return fused;
-  },
+  reparameterize: reparameterizeWith((p, o) => new MobileOne(p, o, true)),
 };

@@ -10,7 +10,7 @@
  * @module
  */
 import { tf } from "../runtime/tf.ts";
-import type { Activation, Conv2dOptions, Ctx, Module, Params, Tensor } from "./core.ts";
+import type { Activation, Conv2dOptions, Ctx, ModelOptions, Module, Params, Tensor } from "./core.ts";
 import { BatchNorm2d, Conv2d, ops } from "./core.ts";
 import { convInit, type InitScheme } from "./blocks.ts";
 
@@ -165,4 +165,25 @@ export function loadReparameterized(src: Params, reps: Map<string, RepConv>, dst
     e.variable!.assign(value);
   }
   for (const f of fused.values()) tf.dispose([f.kernel, f.bias]);
+}
+
+/** A network whose re-parameterisable operators are listed in `reps`, keyed by parameter prefix. */
+export interface Reparameterizable extends Module {
+  readonly p: Params;
+  readonly reps: Map<string, RepConv>;
+}
+
+/**
+ * A registry `reparameterize` for a network class: builds the fused (deploy) network on `p` with
+ * `buildFused` and loads it from the trained multi-branch network's parameters.
+ */
+export function reparameterizeWith(
+  buildFused: (p: Params, o: ModelOptions) => Module,
+): (net: Module, p: Params, o: ModelOptions) => Module {
+  return (net, p, o) => {
+    const src = net as Reparameterizable;
+    const fused = buildFused(p, o);
+    loadReparameterized(src.p, src.reps, p);
+    return fused;
+  };
 }
