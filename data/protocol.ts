@@ -130,24 +130,41 @@ const rrcSquare: RandomResizedCropOp = { op: "randomResizedCrop", scale: [0.9, 1
 const rrcDefault: RandomResizedCropOp = { op: "randomResizedCrop", scale: [0.9, 1.1], ratio: [3 / 4, 4 / 3] };
 const erasing: RandomErasingOp = { op: "randomErasing", p: 0.25, scale: [0.02, 0.33], ratio: [0.3, 3.3] };
 
+/** Resize(224) → CenterCrop(224): the evaluation transform of most reference scripts. */
+const resizeCenterCrop224: EvalOp[] = [{ op: "resize", size: 224 }, { op: "centerCrop", size: 224 }];
+/** Resize((224, 224)): the squashing resize of the scripts that do not crop. */
+const squash224: EvalOp[] = [{ op: "resize", size: [224, 224] }];
+
+/** A reference protocol; unless the entry says otherwise: 224 px, batch 32 for train and test, no drop_last. */
 function ref(
-  p: Omit<DatasetProtocol, "preset" | "cutmix" | "notes"> & { notes?: string[] },
+  p:
+    & Omit<
+      DatasetProtocol,
+      "preset" | "cutmix" | "notes" | "inputSize" | "trainBatch" | "testBatch" | "dropLast"
+    >
+    & Partial<Pick<DatasetProtocol, "notes" | "inputSize" | "trainBatch" | "testBatch" | "dropLast">>,
 ): DatasetProtocol {
-  return { preset: "reference", cutmix: true, notes: [], ...p };
+  return {
+    preset: "reference",
+    cutmix: true,
+    notes: [],
+    inputSize: 224,
+    trainBatch: 32,
+    testBatch: 32,
+    dropLast: false,
+    ...p,
+  };
 }
 
 /** The reference code's protocols (docs/protocol.md §2.2), keyed by dataset id. */
 export const REFERENCE_PROTOCOLS: Readonly<Record<string, DatasetProtocol>> = {
   "cifar10": ref({
     dataset: "cifar10",
-    inputSize: 224,
     train: [rrcSquare, flip, randAug, jitter],
-    test: [{ op: "resize", size: 224 }, { op: "centerCrop", size: 224 }],
+    test: resizeCenterCrop224,
     mean: [0.4914, 0.4822, 0.4465],
     std: [0.2471, 0.2435, 0.2616],
-    trainBatch: 32,
     testBatch: 50,
-    dropLast: false,
     notes: ["train batch 64 for ConvMixer/EfficientNet/FBNet/GhostNet/ShuffleNet scripts, 32 otherwise"],
   }),
   "imagenette160": ref({
@@ -157,42 +174,31 @@ export const REFERENCE_PROTOCOLS: Readonly<Record<string, DatasetProtocol>> = {
     test: [{ op: "resize", size: 192 }, { op: "centerCrop", size: 160 }],
     mean: IMAGENET_MEAN,
     std: IMAGENET_STD,
-    trainBatch: 32,
     testBatch: 50,
-    dropLast: false,
     notes: ["ColorJitter before RandAugment (the only dataset with that order)"],
   }),
   "cifar100": ref({
     dataset: "cifar100",
-    inputSize: 224,
     train: [rrcSquare, flip, randAug, jitter, erasing],
-    test: [{ op: "resize", size: 224 }, { op: "centerCrop", size: 224 }],
+    test: resizeCenterCrop224,
     mean: [0.5071, 0.4867, 0.4408],
     std: [0.2675, 0.2565, 0.2761],
-    trainBatch: 32,
-    testBatch: 32,
-    dropLast: false,
   }),
   "ham10000": ref({
     dataset: "ham10000",
-    inputSize: 224,
-    train: [{ op: "resize", size: [224, 224] }, flip],
-    test: [{ op: "resize", size: [224, 224] }],
+    train: [...squash224, flip],
+    test: squash224,
     mean: [0.5, 0.5, 0.5],
     std: [0.5, 0.5, 0.5],
-    trainBatch: 32,
     testBatch: 100,
     dropLast: true,
   }),
   "stanford-dogs": ref({
     dataset: "stanford-dogs",
-    inputSize: 224,
     train: [rrcDefault, flip, jitter],
     test: [{ op: "centerCrop", size: 224 }],
     mean: IMAGENET_MEAN,
     std: IMAGENET_STD,
-    trainBatch: 32,
-    testBatch: 32,
     dropLast: true,
     notes: [
       "from the cached 256x256 images; no RandAugment",
@@ -201,39 +207,28 @@ export const REFERENCE_PROTOCOLS: Readonly<Record<string, DatasetProtocol>> = {
   }),
   "mit-indoor67": ref({
     dataset: "mit-indoor67",
-    inputSize: 224,
     train: [rrcSquare, flip, randAug, jitter],
-    test: [{ op: "resize", size: 224 }, { op: "centerCrop", size: 224 }],
+    test: resizeCenterCrop224,
     mean: IMAGENET_MEAN,
     std: IMAGENET_STD_SIC,
-    trainBatch: 32,
-    testBatch: 32,
-    dropLast: false,
     notes: [
       "stored as the largest centred square, which is what RRC ratio (1,1) falls back to on non-square images",
     ],
   }),
   "miniplaces": ref({
     dataset: "miniplaces",
-    inputSize: 224,
     train: [rrcSquare, flip, randAug, jitter],
-    test: [{ op: "resize", size: 224 }, { op: "centerCrop", size: 224 }],
+    test: resizeCenterCrop224,
     mean: IMAGENET_MEAN,
     std: IMAGENET_STD_SIC,
-    trainBatch: 32,
-    testBatch: 32,
-    dropLast: false,
   }),
   "fashion-mnist": ref({
     dataset: "fashion-mnist",
-    inputSize: 224,
-    train: [{ op: "resize", size: [224, 224] }, flip],
-    test: [{ op: "resize", size: [224, 224] }],
+    train: [...squash224, flip],
+    test: squash224,
     mean: FMNIST_MEAN,
     std: FMNIST_STD,
-    trainBatch: 32,
     testBatch: 100,
-    dropLast: false,
     notes: [
       "not in the reference code: Resize to the run size + flip + CutMix (no colour ops on a grey source)",
       "grey replicated to RGB; mean 0.2860 / std 0.3530 (the usual Fashion-MNIST statistics) on each channel",
@@ -241,14 +236,10 @@ export const REFERENCE_PROTOCOLS: Readonly<Record<string, DatasetProtocol>> = {
   }),
   "imagefolder": ref({
     dataset: "imagefolder",
-    inputSize: 224,
-    train: [{ op: "resize", size: [224, 224] }, flip, jitter],
-    test: [{ op: "resize", size: [224, 224] }],
+    train: [...squash224, flip, jitter],
+    test: squash224,
     mean: IMAGENET_MEAN,
     std: IMAGENET_STD,
-    trainBatch: 32,
-    testBatch: 32,
-    dropLast: false,
     notes: ["not in the reference code: the paper's uniform pipeline with ImageNet statistics"],
   }),
 };

@@ -193,45 +193,50 @@ async function names(
 }
 
 /** Opens CIFAR-10 (binary or python version) under `opts.root`. */
-export async function openCifar10(opts: ReaderOptions): Promise<DatasetSource> {
-  const layout = await findLayout(opts.root, 10);
-  const trainFiles = [1, 2, 3, 4, 5].map((k) => `data_batch_${k}${layout.kind === "bin" ? ".bin" : ""}`);
-  const testFile = layout.kind === "bin" ? "test_batch.bin" : "test_batch";
-  const part = (f: string) =>
-    layout.kind === "bin" ? binPart(layout.dir, f, 1) : pyPart(layout.dir, f, "labels");
-  const train = await Promise.all(trainFiles.map(part));
-  const test = [await part(testFile)];
-  const meta = await names(layout, 10, 10);
-  return {
-    id: "cifar10",
-    format: layout.kind === "bin" ? "cifar-10 binary" : "cifar-10 python pickle",
-    root: layout.dir,
-    classNames: meta.names,
-    storage: STORAGE,
-    splits: [joinParts("train", train, 10), joinParts("test", test, 10)],
-    sourceFiles: [...trainFiles, testFile].map((f) => join(layout.dir, f)),
-    options: {},
-    notes: meta.note ? [meta.note] : [],
-  };
+export function openCifar10(opts: ReaderOptions): Promise<DatasetSource> {
+  return openCifar(opts.root, 10, (bin) => ({
+    train: [1, 2, 3, 4, 5].map((k) => `data_batch_${k}${bin ? ".bin" : ""}`),
+    test: bin ? "test_batch.bin" : "test_batch",
+  }));
 }
 
 /** Opens CIFAR-100 (binary or python version) under `opts.root`, with the fine labels. */
-export async function openCifar100(opts: ReaderOptions): Promise<DatasetSource> {
-  const layout = await findLayout(opts.root, 100);
-  const files = layout.kind === "bin" ? ["train.bin", "test.bin"] : ["train", "test"];
+export function openCifar100(opts: ReaderOptions): Promise<DatasetSource> {
+  return openCifar(opts.root, 100, (bin) => (bin ? { train: ["train.bin"], test: "test.bin" } : {
+    train: ["train"],
+    test: "test",
+  }));
+}
+
+/**
+ * Either CIFAR in either layout: `files` names the training parts and the test part. A binary
+ * record's label is its first byte (CIFAR-10) or its second, the fine label (CIFAR-100); the pickles
+ * hold `labels` or `fine_labels`.
+ */
+async function openCifar(
+  root: string,
+  classes: 10 | 100,
+  files: (bin: boolean) => { train: string[]; test: string },
+): Promise<DatasetSource> {
+  const layout = await findLayout(root, classes);
+  const bin = layout.kind === "bin";
+  const { train: trainFiles, test: testFile } = files(bin);
   const part = (f: string) =>
-    layout.kind === "bin" ? binPart(layout.dir, f, 2) : pyPart(layout.dir, f, "fine_labels");
-  const [train, test] = [await part(files[0]), await part(files[1])];
-  const meta = await names(layout, 100, 100);
+    bin
+      ? binPart(layout.dir, f, classes === 10 ? 1 : 2)
+      : pyPart(layout.dir, f, classes === 10 ? "labels" : "fine_labels");
+  const train = await Promise.all(trainFiles.map(part));
+  const test = [await part(testFile)];
+  const meta = await names(layout, classes, classes);
   return {
-    id: "cifar100",
-    format: layout.kind === "bin" ? "cifar-100 binary" : "cifar-100 python pickle",
+    id: `cifar${classes}`,
+    format: `cifar-${classes} ${bin ? "binary" : "python pickle"}`,
     root: layout.dir,
     classNames: meta.names,
     storage: STORAGE,
-    splits: [joinParts("train", [train], 100), joinParts("test", [test], 100)],
-    sourceFiles: files.map((f) => join(layout.dir, f)),
+    splits: [joinParts("train", train, classes), joinParts("test", test, classes)],
+    sourceFiles: [...trainFiles, testFile].map((f) => join(layout.dir, f)),
     options: {},
-    notes: ["fine labels (0-99)", ...(meta.note ? [meta.note] : [])],
+    notes: [...(classes === 100 ? ["fine labels (0-99)"] : []), ...(meta.note ? [meta.note] : [])],
   };
 }
