@@ -43,36 +43,34 @@ function fromTable(
 const withoutModels = (shapes: ZooLayerShape[], kinds: string[]) =>
   shapes.filter((s) => kinds.includes(s.kind)).map(({ models: _, ...rest }) => rest);
 
-Deno.test("inspect: MobileNetV2's depthwise layers at 224 px are those of its published block table", () => {
-  const table: [number, number, number, number, number][] = [
-    [1, 16, 1, 1, 3],
-    [6, 24, 2, 2, 3],
-    [6, 32, 3, 2, 3],
-    [6, 64, 4, 2, 3],
-    [6, 96, 3, 1, 3],
-    [6, 160, 3, 2, 3],
-    [6, 320, 1, 1, 3],
-  ];
-  const got = kernelShapes("mobilenet", { numClasses: 1000, imageSize: 224 });
-  assertEquals(withoutModels(got, ["dw"]), fromTable(table, 32, 224));
-  assertEquals(got.filter((s) => s.kind === "se").length, 0, "no SE in MobileNetV2");
-  assert(got.every((s) => s.models.join() === "mobilenet"), "every shape tagged with the model id");
-  assertEquals(ops.conv2d.name, "conv2d", "ops untouched");
-});
+/** A stage table written as published, rows "t c n s k" separated by "/". */
+const stages = (text: string) =>
+  text.split("/").map((row) =>
+    row.trim().split(/\s+/).map(Number) as [number, number, number, number, number]
+  );
 
-Deno.test("inspect: EfficientNet-B0's depthwise and SE layers at 224 px are those of its published table", () => {
-  const table: [number, number, number, number, number][] = [
-    [1, 16, 1, 1, 3],
-    [6, 24, 2, 2, 3],
-    [6, 40, 2, 2, 5],
-    [6, 80, 3, 2, 3],
-    [6, 112, 3, 1, 5],
-    [6, 192, 4, 2, 5],
-    [6, 320, 1, 1, 3],
-  ];
-  const got = kernelShapes("efficientnet", { numClasses: 1000, imageSize: 224, variant: "b0" });
-  assertEquals(withoutModels(got, ["dw", "se"]), fromTable(table, 32, 224, "silu"));
-});
+/** Stage tables as published: MobileNetV2 (Table 2) and EfficientNet-B0 (Table 1). */
+const PUBLISHED: Array<{ name: string; model: string; variant?: string; se?: "silu"; rows: string }> = [{
+  name: "MobileNetV2's depthwise layers",
+  model: "mobilenet",
+  rows: "1 16 1 1 3 / 6 24 2 2 3 / 6 32 3 2 3 / 6 64 4 2 3 / 6 96 3 1 3 / 6 160 3 2 3 / 6 320 1 1 3",
+}, {
+  name: "EfficientNet-B0's depthwise and SE layers",
+  model: "efficientnet",
+  variant: "b0",
+  se: "silu",
+  rows: "1 16 1 1 3 / 6 24 2 2 3 / 6 40 2 2 5 / 6 80 3 2 3 / 6 112 3 1 5 / 6 192 4 2 5 / 6 320 1 1 3",
+}];
+
+for (const { name, model, variant, se, rows } of PUBLISHED) {
+  Deno.test(`inspect: ${name} at 224 px are those of its published block table`, () => {
+    const got = kernelShapes(model, { numClasses: 1000, imageSize: 224, ...(variant ? { variant } : {}) });
+    assertEquals(withoutModels(got, se ? ["dw", "se"] : ["dw"]), fromTable(stages(rows), 32, 224, se));
+    if (!se) assertEquals(got.filter((s) => s.kind === "se").length, 0, `no SE in ${model}`);
+    assert(got.every((s) => s.models.join() === model), "every shape tagged with the model id");
+    assertEquals(ops.conv2d.name, "conv2d", "ops untouched");
+  });
+}
 
 Deno.test("inspect: ConvMixer's largest tensor is the padded input of its 5×5 depthwise conv", () => {
   // Patch 7 at 224 px: a 32×32 grid of 512 channels, padded by 2 for the 5×5 depthwise conv.

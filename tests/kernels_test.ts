@@ -98,12 +98,12 @@ function outDims(c: Conv): [number, number] {
   ];
 }
 
-/** Calls fn(b, oh, ow, ih, iw, kh, kw) for every in-bounds (output, tap) pair. */
-function forEachTap(
-  c: Conv,
-  fn: (b: number, oh: number, ow: number, ih: number, iw: number, t: number) => void,
-) {
-  const [B, H, W] = c.shape;
+/**
+ * Calls fn(yo, xo, t) for every in-bounds (output, tap) pair: yo and xo are the NHWC offsets of
+ * channel 0 at the output and input pixel, t the tap index (kh * kw_size + kw).
+ */
+function forEachTap(c: Conv, fn: (yo: number, xo: number, t: number) => void) {
+  const [B, H, W, C] = c.shape;
   const [Ho, Wo] = outDims(c);
   for (let b = 0; b < B; b++) {
     for (let oh = 0; oh < Ho; oh++) {
@@ -112,7 +112,8 @@ function forEachTap(
           for (let kw = 0; kw < c.k[1]; kw++) {
             const ih = oh * c.s[0] - c.p[0] + kh;
             const iw = ow * c.s[1] - c.p[1] + kw;
-            if (ih >= 0 && ih < H && iw >= 0 && iw < W) fn(b, oh, ow, ih, iw, kh * c.k[1] + kw);
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+            fn(((b * Ho + oh) * Wo + ow) * C, ((b * H + ih) * W + iw) * C, kh * c.k[1] + kw);
           }
         }
       }
@@ -120,37 +121,39 @@ function forEachTap(
   }
 }
 
-function refForward(c: Conv, x: Float32Array, f: Float32Array): Float64Array {
-  const [, H, W, C] = c.shape;
+/** Normal random input, filter and output gradient for convolution `c`. */
+function convData(rng: Rng, c: Conv) {
   const [Ho, Wo] = outDims(c);
+  return {
+    x: randn(rng, c.shape.reduce((a, b) => a * b)),
+    f: randn(rng, c.k[0] * c.k[1] * c.shape[3]),
+    dy: randn(rng, c.shape[0] * Ho * Wo * c.shape[3]),
+  };
+}
+
+function refForward(c: Conv, x: Float32Array, f: Float32Array): Float64Array {
+  const [Ho, Wo] = outDims(c);
+  const C = c.shape[3];
   const y = new Float64Array(c.shape[0] * Ho * Wo * C);
-  forEachTap(c, (b, oh, ow, ih, iw, t) => {
-    const yo = ((b * Ho + oh) * Wo + ow) * C;
-    const xo = ((b * H + ih) * W + iw) * C;
+  forEachTap(c, (yo, xo, t) => {
     for (let ch = 0; ch < C; ch++) y[yo + ch] += x[xo + ch] * f[t * C + ch];
   });
   return y;
 }
 
 function refInputGrad(c: Conv, dy: Float32Array, f: Float32Array): Float64Array {
-  const [, H, W, C] = c.shape;
-  const [Ho, Wo] = outDims(c);
-  const dx = new Float64Array(c.shape[0] * H * W * C);
-  forEachTap(c, (b, oh, ow, ih, iw, t) => {
-    const yo = ((b * Ho + oh) * Wo + ow) * C;
-    const xo = ((b * H + ih) * W + iw) * C;
+  const C = c.shape[3];
+  const dx = new Float64Array(c.shape[0] * c.shape[1] * c.shape[2] * C);
+  forEachTap(c, (yo, xo, t) => {
     for (let ch = 0; ch < C; ch++) dx[xo + ch] += dy[yo + ch] * f[t * C + ch];
   });
   return dx;
 }
 
 function refFilterGrad(c: Conv, x: Float32Array, dy: Float32Array): Float64Array {
-  const [, H, W, C] = c.shape;
-  const [Ho, Wo] = outDims(c);
+  const C = c.shape[3];
   const df = new Float64Array(c.k[0] * c.k[1] * C);
-  forEachTap(c, (b, oh, ow, ih, iw, t) => {
-    const yo = ((b * Ho + oh) * Wo + ow) * C;
-    const xo = ((b * H + ih) * W + iw) * C;
+  forEachTap(c, (yo, xo, t) => {
     for (let ch = 0; ch < C; ch++) df[t * C + ch] += dy[yo + ch] * x[xo + ch];
   });
   return df;
@@ -246,10 +249,7 @@ Deno.test({
     const rng = new Rng(1);
     for (const c of zooCases()) {
       await t.step(label(c), async () => {
-        const [Ho, Wo] = outDims(c);
-        const x = randn(rng, c.shape.reduce((a, b) => a * b));
-        const f = randn(rng, c.k[0] * c.k[1] * c.shape[3]);
-        const dy = randn(rng, c.shape[0] * Ho * Wo * c.shape[3]);
+        const { x, f, dy } = convData(rng, c);
         const custom = await runConv(c, x, f, dy, "custom");
         assertClose(custom.y, refForward(c, x, f), TOL_FWD, "forward vs loops");
         assertClose(custom.dx, refInputGrad(c, dy, f), TOL_FWD, "input grad vs loops");
@@ -275,10 +275,7 @@ Deno.test({
     ];
     for (const c of cases) {
       await t.step(label(c), async () => {
-        const [Ho, Wo] = outDims(c);
-        const x = randn(rng, c.shape.reduce((a, b) => a * b));
-        const f = randn(rng, c.k[0] * c.k[1] * c.shape[3]);
-        const dy = randn(rng, c.shape[0] * Ho * Wo * c.shape[3]);
+        const { x, f, dy } = convData(rng, c);
         const custom = await runConv(c, x, f, dy, "custom");
         const stock = await runConv(c, x, f, dy, "stock");
         assertClose(custom.y, stock.y, TOL_FWD, "forward");
@@ -334,10 +331,7 @@ Deno.test({
     ];
     try {
       for (const c of convs) {
-        const [Ho, Wo] = outDims(c);
-        const x = randn(rng, c.shape.reduce((a, b) => a * b));
-        const f = randn(rng, c.k[0] * c.k[1] * c.shape[3]);
-        const dy = randn(rng, c.shape[0] * Ho * Wo * c.shape[3]);
+        const { x, f, dy } = convData(rng, c);
         const want = { y: refForward(c, x, f), dx: refInputGrad(c, dy, f), df: refFilterGrad(c, x, dy) };
         for (const patch of patches) {
           setKernelTuning(patch, true);

@@ -27,16 +27,17 @@ function randn(rng: Rng, n: number): Float32Array {
   return Float32Array.from({ length: n }, () => rng.normal());
 }
 
+/** A product op(A)·op(B) of logical sizes M×K · K×N; tA/tB: the operand is stored transposed. */
+interface Product {
+  M: number;
+  K: number;
+  N: number;
+  tA: boolean;
+  tB: boolean;
+}
+
 /** op(A)·op(B) in float64; `a`, `b` row-major in their stored layouts. */
-function matMulRef(
-  a: Float32Array,
-  b: Float32Array,
-  M: number,
-  K: number,
-  N: number,
-  tA: boolean,
-  tB: boolean,
-): Float64Array {
+function matMulRef(a: Float32Array, b: Float32Array, { M, K, N, tA, tB }: Product): Float64Array {
   const c = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
@@ -61,15 +62,7 @@ function maxErr(actual: ArrayLike<number>, expected: ArrayLike<number>): { err: 
 const COMBOS: Array<[boolean, boolean]> = [[false, false], [false, true], [true, false], [true, true]];
 
 /** Runs op(A)·op(B) for stored operands of logical sizes M, K, N through the custom kernel. */
-async function custom(
-  a: Float32Array,
-  b: Float32Array,
-  M: number,
-  K: number,
-  N: number,
-  tA: boolean,
-  tB: boolean,
-) {
+async function custom(a: Float32Array, b: Float32Array, { M, K, N, tA, tB }: Product) {
   const ta = tf.tensor2d(a, tA ? [K, M] : [M, K]);
   const tb = tf.tensor2d(b, tB ? [N, K] : [K, N]);
   const c = matMul(ta, tb, tA, tB, "custom");
@@ -92,8 +85,8 @@ for (const tiles of [{ mmTileRows: 4, mmTileCols: 4 }, {}]) {
           for (const [tA, tB] of COMBOS) {
             const a = randn(rng, M * K), b = randn(rng, K * N);
             const { err, scale } = maxErr(
-              await custom(a, b, M, K, N, tA, tB),
-              matMulRef(a, b, M, K, N, tA, tB),
+              await custom(a, b, { M, K, N, tA, tB }),
+              matMulRef(a, b, { M, K, N, tA, tB }),
             );
             assert(
               err <= 2e-6 * K * scale,
@@ -119,8 +112,8 @@ Deno.test({
     const a = randn(rng, K * M), b = randn(rng, K * N);
     // The weight-gradient form of a 1×1 conv: Xᵀ·dY with K = B·H·W.
     const { err, scale } = maxErr(
-      await custom(a, b, M, K, N, true, false),
-      matMulRef(a, b, M, K, N, true, false),
+      await custom(a, b, { M, K, N, tA: true, tB: false }),
+      matMulRef(a, b, { M, K, N, tA: true, tB: false }),
     );
     assert(err <= 2e-6 * K * scale, `err ${err} (scale ${scale})`);
   },
@@ -208,9 +201,9 @@ Deno.test({
     const rng = new Rng(10);
     const [M, K, N] = [9, 7, 7];
     const a = randn(rng, M * K), b = randn(rng, K * N);
-    const expected = matMulRef(a, b, M, K, N, false, false);
+    const expected = matMulRef(a, b, { M, K, N, tA: false, tB: false });
     // Square B read as Bᵀ: same shapes, wrong product.
-    const { err, scale } = maxErr(await custom(a, b, M, K, N, false, true), expected);
+    const { err, scale } = maxErr(await custom(a, b, { M, K, N, tA: false, tB: true }), expected);
     assert(err >= 0.1 * scale, `a transposed B went unnoticed (err ${err}, scale ${scale})`);
   },
 });

@@ -248,16 +248,10 @@ class ConvBnAct(nn.Module):
 class GhostNetV3(nn.Module):
     """ghostnetv3(width=1.0) with the truncated config (9 rows, output stride 16)."""
 
-    CFGS = [
-        [[3, 16, 16, 0, 1]],
-        [[3, 48, 24, 0, 2]],
-        [[3, 72, 24, 0, 1]],
-        [[5, 72, 40, 0.25, 2]],
-        [[5, 120, 40, 0.25, 1]],
-        [[3, 240, 80, 0, 2]],
-        [[3, 184, 80, 0, 1], [3, 240, 160, 0.25, 1]],
-        [[5, 720, 192, 0.25, 1]],
-    ]
+    # (k, exp, out, se, s) per bottleneck, grouped into the blocks.<i> stages, as the authors' cfgs list.
+    CFGS = [[[3, 16, 16, 0, 1]], [[3, 48, 24, 0, 2]], [[3, 72, 24, 0, 1]],
+            [[5, 72, 40, 0.25, 2]], [[5, 120, 40, 0.25, 1]], [[3, 240, 80, 0, 2]],
+            [[3, 184, 80, 0, 1], [3, 240, 160, 0.25, 1]], [[5, 720, 192, 0.25, 1]]]
 
     def __init__(self, num_classes):
         super().__init__()
