@@ -69,12 +69,8 @@ export function depthwiseConv2d(
     );
   }
   dwGeometry(x.shape, filter.shape, options.strides, options.pad);
-  registerXsKernels();
   const inputs: tf.NamedTensorMap = options.bias ? { x, filter, bias: options.bias } : { x, filter };
-  return tf.engine().runKernel(XS_DEPTHWISE, inputs, {
-    strides: [...options.strides],
-    pad: [...options.pad],
-  }) as Tensor;
+  return runDepthwise(XS_DEPTHWISE, inputs, options, {});
 }
 
 /**
@@ -130,12 +126,7 @@ export function depthwiseConv2dBackpropInput(
   inShape: [number, number, number, number],
   options: DepthwiseConvOptions,
 ): Tensor {
-  registerXsKernels();
-  return tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_INPUT, { dy, filter }, {
-    strides: [...options.strides],
-    pad: [...options.pad],
-    inShape: [...inShape],
-  }) as Tensor;
+  return runDepthwise(XS_DEPTHWISE_BACKPROP_INPUT, { dy, filter }, options, { inShape: [...inShape] });
 }
 
 /** Filter gradient of {@link depthwiseConv2d} through the custom two-stage kernel. */
@@ -145,11 +136,21 @@ export function depthwiseConv2dBackpropFilter(
   filterShape: [number, number, number, number],
   options: DepthwiseConvOptions,
 ): Tensor {
+  return runDepthwise(XS_DEPTHWISE_BACKPROP_FILTER, { x, dy }, options, { filterShape: [...filterShape] });
+}
+
+/** Runs a registered depthwise kernel with the convolution's strides and padding plus `attrs`. */
+function runDepthwise(
+  kernel: string,
+  inputs: tf.NamedTensorMap,
+  options: DepthwiseConvOptions,
+  attrs: Record<string, number[]>,
+): Tensor {
   registerXsKernels();
-  return tf.engine().runKernel(XS_DEPTHWISE_BACKPROP_FILTER, { x, dy }, {
+  return tf.engine().runKernel(kernel, inputs, {
     strides: [...options.strides],
     pad: [...options.pad],
-    filterShape: [...filterShape],
+    ...attrs,
   }) as Tensor;
 }
 

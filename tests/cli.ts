@@ -5,6 +5,32 @@
  * @module
  */
 
+/** Debian's Fashion-MNIST (`apt install dataset-fashion-mnist`), the real data of the CLI tests. */
+export const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
+
+/** Whether {@link FASHION_MNIST} is installed. */
+export const haveFashionMnist: boolean = await Deno.stat(`${FASHION_MNIST}/t10k-labels-idx1-ubyte.gz`)
+  .then(() => true, () => false);
+
+/**
+ * A test that needs {@link FASHION_MNIST}: ignored without it, unless `XS_REQUIRE_DATA=1` (CI) makes
+ * the absence a failure.
+ */
+export function fashionMnistTest(name: string, fn: (t: Deno.TestContext) => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore: !haveFashionMnist && Deno.env.get("XS_REQUIRE_DATA") !== "1",
+    async fn(t) {
+      if (!haveFashionMnist) {
+        throw new Error(
+          `XS_REQUIRE_DATA=1 but ${FASHION_MNIST} has no Fashion-MNIST (apt install dataset-fashion-mnist)`,
+        );
+      }
+      await fn(t);
+    },
+  });
+}
+
 /** The repository root (the child's working directory unless a test names another). */
 export const REPO_ROOT: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 

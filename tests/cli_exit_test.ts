@@ -7,16 +7,11 @@
  * Fashion-MNIST (XS_REQUIRE_DATA=1 makes it required).
  */
 import { assert, assertEquals } from "./assert.ts";
-import { trainCliArgs } from "./cli.ts";
+import { fashionMnistTest, trainCliArgs } from "./cli.ts";
 
-const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
-const haveData = await Deno.stat(`${FASHION_MNIST}/t10k-labels-idx1-ubyte.gz`).then(() => true, () => false);
-
-Deno.test({
-  name: "train CLI: divergence (lr 1e9) is exit 3, one line naming the tensor, nothing of the run kept",
-  ignore: !haveData && Deno.env.get("XS_REQUIRE_DATA") !== "1",
-  async fn() {
-    assert(haveData, `XS_REQUIRE_DATA=1 but ${FASHION_MNIST} has no Fashion-MNIST`);
+fashionMnistTest(
+  "train CLI: divergence (lr 1e9) is exit 3, one line naming the tensor, nothing of the run kept",
+  async () => {
     const out = await Deno.makeTempDir({ prefix: "xscore-diverge-" });
     try {
       const args = trainCliArgs(out, [
@@ -45,7 +40,7 @@ Deno.test({
       await Deno.remove(out, { recursive: true });
     }
   },
-});
+);
 
 async function trainTiny(
   flags: string[],
@@ -61,11 +56,9 @@ async function trainTiny(
   return { code: p.code, log, out, rows: ledger.trim().split("\n").slice(1) };
 }
 
-Deno.test({
-  name: "train CLI: --kernels stock runs eagerly end to end; --preset reference records its preset",
-  ignore: !haveData && Deno.env.get("XS_REQUIRE_DATA") !== "1",
-  async fn() {
-    assert(haveData, `XS_REQUIRE_DATA=1 but ${FASHION_MNIST} has no Fashion-MNIST`);
+fashionMnistTest(
+  "train CLI: --kernels stock runs eagerly end to end; --preset reference records its preset",
+  async () => {
     const stock = await trainTiny(["--kernels", "stock"]);
     try {
       assertEquals(stock.code, 0, stock.log);
@@ -86,7 +79,7 @@ Deno.test({
       await Deno.remove(ref.out, { recursive: true });
     }
   },
-});
+);
 
 Deno.test("bench:step --json: a recorded and an eager row of the trainer's step, with the promised fields", async () => {
   const dir = await Deno.makeTempDir({ prefix: "xscore-bench-" });

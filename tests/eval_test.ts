@@ -18,7 +18,7 @@ import { compareStateDict, expectedStateDict, loadStateDict, readInitWeights } f
 import { evaluateBatches, scoreLogits } from "../train/evaluate.ts";
 import { parseCsv } from "../runtime/csv.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
-import { runDenoOk, taskArgs, trainCliArgs } from "./cli.ts";
+import { fashionMnistTest, runDenoOk, taskArgs, trainCliArgs } from "./cli.ts";
 import { parseMetricsJsonl } from "../score/report/data.ts";
 
 const GOLDEN = new URL("./golden/torchvision_mobilenet_v2.json", import.meta.url);
@@ -171,14 +171,9 @@ Deno.test("evaluate: batches → top-1, top-5, mean loss and confusion over vali
   assertEquals(r.confusion, want);
 });
 
-const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
-const haveData = Boolean(await Deno.stat(FASHION_MNIST).catch(() => undefined));
-
-Deno.test({
-  name: "train → eval → report: eval reproduces each run's test accuracy exactly; report over two runs",
-  ignore: !haveData && Deno.env.get("XS_REQUIRE_DATA") !== "1", // XS_REQUIRE_DATA=1 (CI): missing data fails
-  async fn() {
-    assert(haveData, `XS_REQUIRE_DATA=1 but ${FASHION_MNIST} is missing`);
+fashionMnistTest(
+  "train → eval → report: eval reproduces each run's test accuracy exactly; report over two runs",
+  async () => {
     const out = await Deno.makeTempDir({ prefix: "xscore-eval-" });
     try {
       for (const seed of [1, 2]) {
@@ -293,4 +288,4 @@ Deno.test({
       await Deno.remove(out, { recursive: true });
     }
   },
-});
+);

@@ -12,20 +12,11 @@ import { readLedgerRecords } from "../train/ledger.ts";
 import { LEDGER_COLUMNS } from "../train/ledger.ts";
 import { decodeSafetensors } from "../train/safetensors.ts";
 import { parseCsv } from "../runtime/csv.ts";
-import { trainCliArgs } from "./cli.ts";
+import { FASHION_MNIST, fashionMnistTest, trainCliArgs } from "./cli.ts";
 
-const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
-
-Deno.test({
-  name:
-    "e2e: mobilenet on Fashion-MNIST, 4k images × 2 epochs at 32 px with CutMix reaches ≥ 45% on the 10k test set",
-  // XS_REQUIRE_DATA=1 (CI): missing data fails instead of being ignored.
-  ignore: !(await Deno.stat(FASHION_MNIST).catch(() => undefined)) && Deno.env.get("XS_REQUIRE_DATA") !== "1",
-  async fn() {
-    assert(
-      await Deno.stat(FASHION_MNIST).catch(() => undefined),
-      `XS_REQUIRE_DATA=1 but ${FASHION_MNIST} is missing`,
-    );
+fashionMnistTest(
+  "e2e: mobilenet on Fashion-MNIST, 4k images × 2 epochs at 32 px with CutMix reaches ≥ 45% on the 10k test set",
+  async () => {
     const out = await Deno.makeTempDir({ prefix: "xscore-e2e-" });
     const args = trainCliArgs(out, [
       ...["--model", "mobilenet", "--dataset", "fashion-mnist", "--image-size", "32"],
@@ -101,4 +92,4 @@ Deno.test({
     }
     await Deno.remove(out, { recursive: true });
   },
-});
+);

@@ -8,10 +8,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { readLedgerRecords } from "../train/ledger.ts";
-import { runDenoOk, trainCliArgs } from "./cli.ts";
-
-const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
-const haveData = Boolean(await Deno.stat(FASHION_MNIST).catch(() => undefined));
+import { fashionMnistTest, runDenoOk, trainCliArgs } from "./cli.ts";
 
 function trainArgs(out: string, extra: string[] = []): string[] {
   return trainCliArgs(out, [
@@ -44,11 +41,9 @@ async function trainKilledInEpoch2(out: string): Promise<string> {
   return printed;
 }
 
-Deno.test({
-  name: "train CLI: SIGKILL during epoch 2, then --resume, ends with byte-identical weights",
-  ignore: !haveData && Deno.env.get("XS_REQUIRE_DATA") !== "1", // XS_REQUIRE_DATA=1 (CI): missing data fails
-  async fn() {
-    assert(haveData, `XS_REQUIRE_DATA=1 but ${FASHION_MNIST} is missing`);
+fashionMnistTest(
+  "train CLI: SIGKILL during epoch 2, then --resume, ends with byte-identical weights",
+  async () => {
     const full = await Deno.makeTempDir({ prefix: "xscore-full-" });
     const cut = await Deno.makeTempDir({ prefix: "xscore-cut-" });
     try {
@@ -87,4 +82,4 @@ Deno.test({
       await Deno.remove(cut, { recursive: true });
     }
   },
-});
+);
