@@ -14,7 +14,7 @@
  */
 import { tf } from "../runtime/tf.ts";
 import type { WebGPUBackend } from "../runtime/tf.ts";
-import { flatDispatch, gpuBackend, run } from "./common.ts";
+import { flatDispatch, FlatProgram, gpuBackend, run } from "./common.ts";
 import type { WebGPUProgram } from "./common.ts";
 import { STEP_SCALARS } from "./step_scalars.ts";
 
@@ -79,21 +79,15 @@ class CrossEntropyProgram implements WebGPUProgram {
   }
 }
 
-class CrossEntropyGradProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey = "xsCutmixCEGrad";
-  dispatchLayout: WebGPUProgram["dispatchLayout"];
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
+class CrossEntropyGradProgram extends FlatProgram {
   variableNames = ["dy", "logits", "ya", "yb", "sc"];
   uniforms = "rows : i32, classes : i32, smoothing : f32,";
 
   constructor(rows: number, classes: number) {
+    super();
     this.outputShape = [rows, classes];
-    const fd = flatDispatch(this.outputShape, rows, WG);
-    this.dispatchLayout = fd.dispatchLayout;
-    this.dispatch = fd.dispatch;
-    this.workgroupSize = fd.workgroupSize;
+    this.shaderKey = "xsCutmixCEGrad";
+    Object.assign(this, flatDispatch(this.outputShape, rows, WG));
   }
 
   getUserCode(): string {

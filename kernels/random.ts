@@ -14,8 +14,7 @@
  */
 import { tf } from "../runtime/tf.ts";
 import type { WebGPUBackend } from "../runtime/tf.ts";
-import { flatDispatch, gpuBackend, kernelTuning, run } from "./common.ts";
-import type { WebGPUProgram } from "./common.ts";
+import { flatDispatch, FlatProgram, gpuBackend, kernelTuning, run } from "./common.ts";
 import { STEP_SCALARS } from "./step_scalars.ts";
 
 /** Registered kernel: a [shape] float32 keep mask. Input `scalars`; attrs `shape`, `keep`, `site`. */
@@ -53,21 +52,15 @@ fn lowbias32(v : u32) -> u32 {
   return x ^ (x >> 16u);
 }`;
 
-class RandomMaskProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey = "xsRandomMask";
-  dispatchLayout: WebGPUProgram["dispatchLayout"];
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
+class RandomMaskProgram extends FlatProgram {
   variableNames = ["sc"];
   uniforms = "n : i32, site : u32, keep : f32, scale : f32,";
 
   constructor(shape: number[], readonly n: number) {
+    super();
     this.outputShape = shape;
-    const fd = flatDispatch(shape, n, kernelTuning().workgroupSize);
-    this.dispatchLayout = fd.dispatchLayout;
-    this.dispatch = fd.dispatch;
-    this.workgroupSize = fd.workgroupSize;
+    this.shaderKey = "xsRandomMask";
+    Object.assign(this, flatDispatch(shape, n, kernelTuning().workgroupSize));
   }
 
   getUserCode(): string {
