@@ -8,6 +8,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { describeParseError, HelpRequested, UsageError, UserError } from "./errors.ts";
+import { writeFilesAtomic } from "./fs.ts";
 
 export { HelpRequested, UsageError } from "./errors.ts";
 
@@ -152,6 +153,33 @@ export async function assertWritableDir(
     if (up === p || up === "") return;
     p = up;
   }
+}
+
+/**
+ * Writes one command's output files (`name` relative to folder `out`) all or none
+ * ({@link writeFilesAtomic}): an `out` that is a file, or a target that is a directory, is a
+ * one-line {@link UserError} and leaves every earlier output untouched. Returns the paths written.
+ */
+export async function writeOutputs(
+  out: string,
+  files: readonly [name: string, data: string | Uint8Array][],
+): Promise<string[]> {
+  const targets = files.map(([name, data]) => [`${out}/${name}`, data] as [string, string | Uint8Array]);
+  try {
+    await Deno.mkdir(out, { recursive: true });
+    await writeFilesAtomic(targets);
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists || err instanceof Deno.errors.NotADirectory) {
+      throw new UserError(`--out ${out}: exists and is not a directory`);
+    }
+    if (err instanceof Deno.errors.IsADirectory) {
+      throw new UserError(
+        `${err.message.split(" exists")[0]}: is a directory; remove it or use another --out`,
+      );
+    }
+    throw err;
+  }
+  return targets.map(([path]) => path);
 }
 
 /**

@@ -62,6 +62,34 @@ function mdTable(header: string[], rows: string[][], right: boolean[]): string[]
 const rankOrder = (run: ScoreRun) =>
   run.result.scores.map((_, i) => i).sort((a, b) => run.result.scores[a].rank - run.result.scores[b].rank);
 
+/**
+ * The paper's Figure 1: each scored model's Imagenette-160 accuracy against its xScore, with the
+ * least-squares line (imagenette-vs-xscore.svg of `deno task score` and of `deno task report`).
+ */
+export function imagenetteFigureSvg(
+  correlation: ImagenetteCorrelation,
+  result: XScoreResult,
+  bounds: "observed" | "reference",
+): string {
+  return scatterSvg({
+    title: `Imagenette-160 accuracy vs xScore (${result.datasets.length} datasets, λ = ${result.lambda})`,
+    subtitle: `${correlation.models.length} models · Pearson r = ${correlation.pearson.toFixed(3)} · ` +
+      `Spearman ρ = ${correlation.spearman.toFixed(3)}`,
+    xLabel: `xScore (${bounds} bounds)`,
+    yLabel: "Imagenette-160 top-1 accuracy (%)",
+    points: correlation.models.map((m, i) => ({
+      label: m,
+      x: correlation.xscore[i],
+      y: correlation.imagenette[i],
+    })),
+    line: {
+      slope: correlation.slope,
+      intercept: correlation.intercept,
+      label: `least squares: ${correlation.intercept.toFixed(2)} + ${correlation.slope.toFixed(2)}·xScore`,
+    },
+  });
+}
+
 /** The output files as [name, text]; xscore.csv first. */
 export function renderOutputs(run: ScoreRun, opt: OutputOptions): [string, string][] {
   const { result, subsets, correlation } = run;
@@ -134,24 +162,7 @@ export function renderOutputs(run: ScoreRun, opt: OutputOptions): [string, strin
     ]);
   }
   if (correlation) {
-    const svg = scatterSvg({
-      title: `Imagenette-160 accuracy vs xScore (${result.datasets.length} datasets, λ = ${result.lambda})`,
-      subtitle: `${correlation.models.length} models · Pearson r = ${correlation.pearson.toFixed(3)} · ` +
-        `Spearman ρ = ${correlation.spearman.toFixed(3)}`,
-      xLabel: `xScore (${opt.bounds} bounds)`,
-      yLabel: "Imagenette-160 top-1 accuracy (%)",
-      points: correlation.models.map((m, i) => ({
-        label: m,
-        x: correlation.xscore[i],
-        y: correlation.imagenette[i],
-      })),
-      line: {
-        slope: correlation.slope,
-        intercept: correlation.intercept,
-        label: `least squares: ${correlation.intercept.toFixed(2)} + ${correlation.slope.toFixed(2)}·xScore`,
-      },
-    });
-    outputs.push(["imagenette-vs-xscore.svg", svg]);
+    outputs.push(["imagenette-vs-xscore.svg", imagenetteFigureSvg(correlation, result, opt.bounds)]);
   }
   return outputs;
 }

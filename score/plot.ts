@@ -46,13 +46,14 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
 }
 
 /** Fewest decimals (≤ 6) that print every tick exactly. */
-function tickDecimals(ticks: readonly number[]): number {
+export function tickDecimals(ticks: readonly number[]): number {
   let d = 0;
   while (d < 6 && ticks.some((t) => Math.abs(Number(t.toFixed(d)) - t) > 1e-9)) d++;
   return d;
 }
 
-const escapeXml = (s: string) =>
+/** Escapes text for XML/HTML content and attribute values. */
+export const escapeXml = (s: string): string =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
 interface Box {
@@ -66,9 +67,10 @@ const overlapArea = (a: Box, b: Box) =>
   Math.max(0, Math.min(a.x1, b.x1) - Math.max(a.x0, b.x0)) *
   Math.max(0, Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0));
 
-const FONT = 12;
+/** Font size (px) of chart text. */
+export const FONT = 12;
 /** Generous average glyph width of a 12 px sans-serif: overestimating keeps labels apart. */
-const textWidth = (s: string, size = FONT) => s.length * size * 0.6;
+export const textWidth = (s: string, size: number = FONT): number => s.length * size * 0.6;
 
 /** Renders the scatter plot as a standalone SVG document. */
 export function scatterSvg(opts: ScatterOptions): string {

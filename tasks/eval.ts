@@ -6,9 +6,8 @@
  *
  * @module
  */
-import { assertWritableDir, choiceFlag, intFlag, parseCli } from "../runtime/cli.ts";
+import { assertWritableDir, choiceFlag, intFlag, parseCli, writeOutputs } from "../runtime/cli.ts";
 import { runMain, UsageError, UserError } from "../runtime/errors.ts";
-import { writeFileAtomic } from "../runtime/fs.ts";
 import { formatCsv } from "../runtime/csv.ts";
 import { Rng } from "../runtime/rng.ts";
 import { initRuntime } from "../runtime/webgpu.ts";
@@ -179,15 +178,17 @@ export async function main(args: string[], log: (line: string) => void = console
       seconds,
       evaluated_at: new Date().toISOString(),
     };
-    await writeFileAtomic(`${out}/confusion.csv`, confusion);
-    await writeFileAtomic(`${out}/eval.json`, JSON.stringify(summary, null, 1) + "\n");
+    const written = await writeOutputs(out, [
+      ["eval.json", JSON.stringify(summary, null, 1) + "\n"],
+      ["confusion.csv", confusion],
+    ]);
     log(
       `top-1 ${result.top1.toFixed(2)}% (${result.correct}/${result.images})` +
         (result.top5 === null ? "" : `  top-5 ${result.top5.toFixed(2)}%`) +
         `  loss ${result.loss.toFixed(4)}  ${seconds.toFixed(1)} s`,
     );
     log(`wrote ${out}/eval.json, ${out}/confusion.csv`);
-    return { result, preset, classNames, written: [`${out}/eval.json`, `${out}/confusion.csv`] };
+    return { result, preset, classNames, written };
   } finally {
     model.params.dispose();
     cache.close();

@@ -9,12 +9,12 @@
  *
  * @module
  */
-import { assertWritableDir, intFlag, parseCli } from "../runtime/cli.ts";
-import { runMain, UserError } from "../runtime/errors.ts";
-import { writeFileAtomic } from "../runtime/fs.ts";
+import { assertWritableDir, intFlag, parseCli, writeOutputs } from "../runtime/cli.ts";
+import { runMain } from "../runtime/errors.ts";
 import { DEFAULT_LAMBDA } from "../score/xscore.ts";
 import { SCORING_FLAGS, scoringChoice } from "../score/options.ts";
-import { buildReportData, type ModelCost, PAPER_LABEL, type ReportData } from "../score/report/data.ts";
+import { buildReportData, type ModelCost, type ReportData } from "../score/report/data.ts";
+import { REFERENCE_LABEL } from "../score/reference.ts";
 import { imagenetteSvg, rankingChartFile, renderHtml, renderMarkdown } from "../score/report/page.ts";
 import { countModelOps, MODELS } from "../models/registry.ts";
 import "../models/zoo.ts";
@@ -25,7 +25,7 @@ const USAGE = `deno task report [options]
 Writes OUT/index.html (self-contained: open it in any browser, no network) and OUT/report.md
 (+ ranking.svg, imagenette-vs-xscore.svg) from a results ledger and its run folders.
 
-  --results FILE...     ledger(s); repeatable (default: ${PAPER_LABEL}, the paper's Table 3)
+  --results FILE...     ledger(s); repeatable (default: ${REFERENCE_LABEL}, the paper's Table 3)
   --runs DIR            run folders with metrics.jsonl / epochs.csv (default: the first ledger's
                         folder when --results is given)
   --suite full|proxy4   datasets to score (default: every dataset with results for 2+ models)
@@ -129,19 +129,7 @@ export async function main(args: string[], log: (line: string) => void = console
     }),
   ]);
   outputs.push(["index.html", renderHtml(data)]);
-  const written: string[] = [];
-  try {
-    await Deno.mkdir(opt.out, { recursive: true });
-    for (const [name, text] of outputs) {
-      await writeFileAtomic(`${opt.out}/${name}`, text);
-      written.push(`${opt.out}/${name}`);
-    }
-  } catch (err) {
-    if (err instanceof Deno.errors.AlreadyExists || err instanceof Deno.errors.NotADirectory) {
-      throw new UserError(`--out ${opt.out}: exists and is not a directory`);
-    }
-    throw err;
-  }
+  const written = await writeOutputs(opt.out, outputs);
   for (const w of data.warnings) log(`warning: ${w}`);
   const s = data.scored;
   log(

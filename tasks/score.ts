@@ -9,7 +9,7 @@
  */
 import { parseArgs } from "node:util";
 import { describeParseError, runMain, UsageError, UserError } from "../runtime/errors.ts";
-import { writeFilesAtomic } from "../runtime/fs.ts";
+import { writeOutputs } from "../runtime/cli.ts";
 import {
   aggregateSeeds,
   assertSpread,
@@ -178,22 +178,10 @@ export async function main(args: string[], io: ScoreIo = consoleIo): Promise<Sco
   const outputs = renderOutputs(run, opt);
   assertWritable(opt.out);
   try {
-    await Deno.mkdir(opt.out, { recursive: true });
-    // All outputs or none: every target is checked and written to a temp file before any rename.
-    const files = outputs.map(([name, text]) => [`${opt.out}/${name}`, text] as [string, string]);
-    await writeFilesAtomic(files);
-    run.written.push(...files.map(([path]) => path));
+    run.written.push(...await writeOutputs(opt.out, outputs));
   } catch (err) {
     if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
       throw writeDenied(opt.out);
-    }
-    if (err instanceof Deno.errors.AlreadyExists || err instanceof Deno.errors.NotADirectory) {
-      throw new UserError(`--out ${opt.out}: exists and is not a directory`);
-    }
-    if (err instanceof Deno.errors.IsADirectory) {
-      throw new UserError(
-        `${err.message.split(" exists")[0]}: is a directory; remove it or use another --out`,
-      );
     }
     throw err;
   }

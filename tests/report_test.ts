@@ -1,5 +1,6 @@
 import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { UserError } from "../runtime/errors.ts";
+import { runTask } from "./cli.ts";
 import { Rng } from "../runtime/rng.ts";
 import { type AccuracyMatrix, computeXScore, normalize, observedBounds } from "../score/xscore.ts";
 import { bootstrapDatasets, bootstrapSeeds, leaveOneDatasetOut, quantile } from "../score/bootstrap.ts";
@@ -152,28 +153,29 @@ Deno.test("report data: Table 3 alone gives deno task score's xScore and Imagene
   }
 });
 
-Deno.test("report data: seeds as mean ± sd, Table 3 difference only under the paper's protocol, presets split", async () => {
+Deno.test("report data: seeds as mean ± sd, Table 3 difference only under the paper's protocol, presets refused as score refuses them", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const ledger = `${dir}/results.csv`;
+    const header = "model,dataset,accuracy,preset,seed,epochs,image_size,adapter,version,finished_at\n";
     await Deno.writeTextFile(
       ledger,
-      "model,dataset,accuracy,preset,seed,epochs,image_size,adapter,version,finished_at\n" +
+      header +
         "mobilenet,cifar10,93.17,paper,1,100,224,gpu,v1,2026-01-01\n" +
         "mobilenet,cifar10,95.17,paper,2,100,224,gpu,v1,2026-01-02\n" +
-        "convnext,cifar10,50,paper-epochs2,1,2,32,cpu,v1,2026-01-03\n" +
+        "shufflenet,cifar10,50,paper-epochs2,1,2,32,cpu,v1,2026-01-03\n" +
         "convnext,cifar10,60,paper,1,100,224,gpu,v1,2026-01-04\n",
     );
-    const d = await buildReportData({
-      files: [ledger],
+    const opts = {
       lambda: 0.5,
-      bounds: "observed",
+      bounds: "observed" as const,
       replicates: 50,
       seed: 1,
       command: "t",
       version: "t",
-    });
-    assertEquals(d.entries, ["mobilenet", "convnext [paper-epochs2]", "convnext [paper]"]);
+    };
+    const d = await buildReportData({ files: [ledger], ...opts });
+    assertEquals(d.entries, ["mobilenet", "shufflenet", "convnext"]);
     const mob = d.cells[0][0]!;
     assertAlmostEquals(mob.mean, 94.17, 1e-9);
     assertAlmostEquals(mob.sd!, Math.SQRT2, 1e-9); // sd of {93.17, 95.17}
@@ -186,6 +188,211 @@ Deno.test("report data: seeds as mean ± sd, Table 3 difference only under the p
     assertEquals(d.rows[short.rows[0]].source, `${ledger}:4`);
     assertEquals(d.scored, null);
     assert(/at least 2 datasets/.test(d.scoredNote), d.scoredNote);
+
+    // One model under two presets on one dataset is not two seeds: deno task score refuses the
+    // ledger, and so does the report, with the same one-line error (no `model [preset]` rows).
+    const mixed = `${dir}/mixed.csv`;
+    await Deno.writeTextFile(
+      mixed,
+      header +
+        "convnext,cifar10,50,paper-epochs2,1,2,32,cpu,v1,2026-01-03\n" +
+        "convnext,cifar10,60,paper,1,100,224,gpu,v1,2026-01-04\n",
+    );
+    const byScore = await assertRejects(() => score(["--results", mixed, "--out", dir], quiet), UserError);
+    const byReport = await assertRejects(() => buildReportData({ files: [mixed], ...opts }), UserError);
+    assertEquals(byReport.message, byScore.message);
+    assert(
+      byReport.message.startsWith(`${mixed}, line 3 and ${mixed}, line 2: convnext on cifar10`),
+      byReport.message,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("report refuses a 30-epoch and a 5-epoch run of one cell as deno task score does: same line, exit 2", async () => {
+  const dir = await Deno.makeTempDir();
+  // deno task report may write only under results/; the refusal must come before anything is written.
+  const out = `results/report-test-${crypto.randomUUID()}`;
+  try {
+    const ledger = `${dir}/results.csv`;
+    await Deno.writeTextFile(
+      ledger,
+      "model,dataset,accuracy,preset,seed,epochs\n" +
+        "mobilenet,cifar10,80,paper,1,30\n" +
+        "mobilenet,cifar10,60,paper,2,5\n" +
+        "convnext,cifar10,70,paper,1,30\n",
+    );
+    const want =
+      `${ledger}, line 3 and ${ledger}, line 2: mobilenet on cifar10 with different epochs (30 vs 5)`;
+    const s = await runTask("score", "--results", ledger, "--out", out);
+    const r = await runTask("report", "--results", ledger, "--out", out);
+    assertEquals(s.code, 2, s.err);
+    assertEquals(r.code, 2, r.err);
+    assert(s.err.startsWith(`error: ${want}`), s.err);
+    assertEquals(r.err, s.err);
+    assertEquals(r.err.trimEnd().split("\n").length, 1, r.err);
+    await assertRejects(() => Deno.stat(out), Deno.errors.NotFound);
+    // In process: the same UserError, and no averaged "70.00 ± 14.14 (n=2)" cell.
+    const e = await assertRejects(
+      () =>
+        buildReportData({
+          files: [ledger],
+          lambda: 0.5,
+          bounds: "observed",
+          replicates: 10,
+          seed: 1,
+          command: "t",
+          version: "t",
+        }),
+      UserError,
+    );
+    assert(e.message.startsWith(want), e.message);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(out, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("report data: the scorer's warnings (fractions mixed with percentages) and its matrix, spread and Figure 1 rules", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const opts = {
+      lambda: 0.5,
+      bounds: "observed" as const,
+      replicates: 20,
+      seed: 1,
+      command: "t",
+      version: "t",
+    };
+    const write = async (name: string, body: string) => {
+      await Deno.writeTextFile(`${dir}/${name}`, "model,dataset,accuracy\n" + body);
+      return `${dir}/${name}`;
+    };
+    // 0.91 beside 80 on cifar10: deno task score warns; the report shows the same warning.
+    const mixed = await write("mixed.csv", "a,cifar10,0.91\nb,cifar10,80\na,cifar100,50\nb,cifar100,60\n");
+    const d = await buildReportData({ files: [mixed], ...opts });
+    const warned: string[] = [];
+    const out = `${dir}/out`;
+    await score(["--results", mixed, "--datasets", "cifar10,cifar100", "--out", out], {
+      out: () => {},
+      err: (l) => warned.push(l),
+    });
+    const mixedWarning = warned.filter((l) => /mixes fractions/.test(l));
+    assertEquals(mixedWarning.length, 1, warned.join("\n"));
+    assertEquals(d.warnings.map((w) => `warning: ${w}`), mixedWarning);
+
+    // Scored as score --allow-missing scores: c lacks cifar100 and is dropped; same xScore.
+    const partial = await write(
+      "partial.csv",
+      "a,cifar10,90\nb,cifar10,80\nc,cifar10,70\nd,cifar10,60\na,cifar100,50\nb,cifar100,60\nd,cifar100,55\n" +
+        "a,imagenette160,80\nb,imagenette160,85\nd,imagenette160,75\n",
+    );
+    const p = await buildReportData({ files: [partial], datasets: ["cifar10", "cifar100"], ...opts });
+    const s = (await score(
+      [
+        "--results",
+        partial,
+        "--datasets",
+        "cifar10,cifar100",
+        "--allow-missing",
+        "--imagenette-correlation",
+        "--out",
+        out,
+      ],
+      quiet,
+    ))!;
+    assertEquals(p.scored!.result, s.result);
+    assertEquals(p.scored!.dropped, s.dropped);
+    assertEquals(p.imagenette, s.correlation!);
+    // Figure 1 follows score: a scored model without an Imagenette-160 result means no figure (score
+    // refuses --imagenette-correlation), not a figure of the others.
+    const noFig = await write(
+      "nofig.csv",
+      "a,cifar10,90\nb,cifar10,80\nc,cifar10,70\na,cifar100,50\nb,cifar100,60\nc,cifar100,55\na,imagenette160,80\nb,imagenette160,85\n",
+    );
+    const n = await buildReportData({ files: [noFig], datasets: ["cifar10", "cifar100"], ...opts });
+    assertEquals(n.scored!.models, ["a", "b", "c"]);
+    assertEquals(n.imagenette, null);
+    await assertRejects(
+      () =>
+        score([
+          "--results",
+          noFig,
+          "--datasets",
+          "cifar10,cifar100",
+          "--imagenette-correlation",
+          "--out",
+          out,
+        ], quiet),
+      UserError,
+    );
+    // No spread on a scored dataset: score refuses with this line; the report says it instead of a score.
+    const flat = await write("flat.csv", "a,cifar10,90\nb,cifar10,80\na,cifar100,50\nb,cifar100,50\n");
+    const f = await buildReportData({ files: [flat], ...opts });
+    const refused = await assertRejects(
+      () => score(["--results", flat, "--datasets", "cifar10,cifar100", "--out", out], quiet),
+      UserError,
+    );
+    assertEquals(f.scored, null);
+    assertEquals(f.scoredNote, refused.message);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("report data: a truncated done.json or a metrics.jsonl line that is not an object is one line naming the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ledger = `${dir}/results.csv`;
+    await Deno.writeTextFile(ledger, "model,dataset,accuracy\na,cifar10,90\nb,cifar10,80\n");
+    const run = `${dir}/a_cifar10_paper_s1`;
+    await Deno.mkdir(run);
+    await Deno.writeTextFile(`${run}/epochs.csv`, "epoch,train_loss,test_accuracy\n1,2.1,40\n");
+    await Deno.writeTextFile(`${run}/done.json`, '{"model":"a","dataset":"cif');
+    const build = () =>
+      buildReportData({
+        files: [ledger],
+        runsDir: dir,
+        lambda: 0.5,
+        bounds: "observed",
+        replicates: 10,
+        seed: 1,
+        command: "t",
+        version: "t",
+      });
+    const rejects = async (prefix: string) => {
+      const e = await assertRejects(build, UserError);
+      assert(e.message.startsWith(prefix), e.message);
+    };
+    await rejects(`${run}/done.json: not valid JSON; remove it or rerun the training`);
+    for (const bad of ["null", "5", "[1]"]) {
+      await Deno.writeTextFile(`${run}/done.json`, bad);
+      await rejects(`${run}/done.json: not a JSON object`);
+    }
+    await Deno.writeTextFile(
+      `${run}/done.json`,
+      '{"model":"a","dataset":"cifar10","preset":"paper","seed":1}',
+    );
+    assertEquals((await build()).curves[0].label, "a / cifar10 / paper / seed 1");
+    for (const bad of ["null", "5", '"epoch"']) {
+      await Deno.writeTextFile(`${run}/metrics.jsonl`, `${bad}\n{"kind":"epoch","epoch":1}\n`);
+      await rejects(`${run}/metrics.jsonl, line 1: not a JSON object`);
+      const e = assertThrows(() => parseMetricsJsonl(`${bad}\n`, "m.jsonl"), UserError);
+      assert(e.message.startsWith("m.jsonl, line 1: not a JSON object"), e.message);
+    }
+    // As the CLI runs it: exit 2, one line, no stack trace.
+    await Deno.writeTextFile(`${run}/metrics.jsonl`, "null\n");
+    const out = `results/report-test-${crypto.randomUUID()}`;
+    try {
+      const r = await runTask("report", "--results", ledger, "--out", out);
+      assertEquals([r.code, r.err], [
+        2,
+        `error: ${run}/metrics.jsonl, line 1: not a JSON object; the file is corrupt, remove it`,
+      ]);
+    } finally {
+      await Deno.remove(out, { recursive: true }).catch(() => {});
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -225,6 +432,14 @@ Deno.test("report task: Table 3 writes a self-contained page and report.md; bad 
       UserError,
     );
     await assertRejects(() => Deno.stat(`${dir}/bad`), Deno.errors.NotFound);
+    // All or none: a target that is a directory stops the set before any file is written.
+    await Deno.mkdir(`${dir}/half/index.html`, { recursive: true });
+    const err = await assertRejects(
+      () => report(["--out", `${dir}/half`, "--bootstrap", "50"], () => {}),
+      UserError,
+    );
+    assert(err.message.includes("index.html: is a directory") && !err.message.includes("\n"), err.message);
+    assertEquals([...Deno.readDirSync(`${dir}/half`)].map((e) => e.name), ["index.html"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -5,15 +5,9 @@
  *
  * @module
  */
-import { niceTicks } from "../plot.ts";
-
-/** Escapes text for XML/HTML content and attribute values. */
-export const escapeXml = (s: string): string =>
-  s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+import { escapeXml, FONT, niceTicks, textWidth, tickDecimals } from "../plot.ts";
 
 const f = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "0");
-const FONT = 12;
-const textWidth = (s: string) => s.length * FONT * 0.6;
 
 function open(W: number, H: number, name: string, title: string): string[] {
   return [
@@ -25,12 +19,6 @@ function open(W: number, H: number, name: string, title: string): string[] {
     }</text>`,
   ];
 }
-
-const decimals = (ticks: readonly number[]) => {
-  let d = 0;
-  while (d < 6 && ticks.some((t) => Math.abs(Number(t.toFixed(d)) - t) > 1e-9)) d++;
-  return d;
-};
 
 /** One model of the ranking chart. */
 export interface RankingBar {
@@ -66,7 +54,7 @@ export function rankingSvg(
       `<text x="${lx + 28}" y="${top - 12}" dominant-baseline="middle">${escapeXml(name)}</text>`,
     );
   });
-  const d = decimals(ticks);
+  const d = tickDecimals(ticks);
   for (const t of ticks) {
     const x = f(sx(t));
     out.push(
@@ -147,7 +135,7 @@ export function lineChartSvg(opts: {
   const [xlo, xhi, ylo, yhi] = [xt[0], xt[xt.length - 1], yt[0], yt[yt.length - 1]];
   const sx = (v: number) => m.left + ((v - xlo) / (xhi - xlo || 1)) * pw;
   const sy = (v: number) => m.top + ph - ((v - ylo) / (yhi - ylo || 1)) * ph;
-  const xd = decimals(xt), yd = decimals(yt);
+  const xd = tickDecimals(xt), yd = tickDecimals(yt);
   for (const t of xt) {
     out.push(
       `<line x1="${f(sx(t))}" y1="${m.top}" x2="${f(sx(t))}" y2="${m.top + ph}" stroke="#eee"/>`,
@@ -205,7 +193,7 @@ export function barsSvg(opts: {
   const hi = ticks[ticks.length - 1], pw = W - labelW - 20;
   const sx = (v: number) => labelW + (v / hi) * pw;
   const out = open(W, H, opts.name ?? "bars", opts.title);
-  const d = decimals(ticks);
+  const d = tickDecimals(ticks);
   for (const t of ticks) {
     out.push(
       `<line x1="${f(sx(t))}" y1="${top}" x2="${f(sx(t))}" y2="${

@@ -9,23 +9,23 @@
 import { parseCsv } from "../../runtime/csv.ts";
 import { UserError } from "../../runtime/errors.ts";
 import {
+  aggregateSeeds,
+  assertSpread,
+  buildMatrix,
   canonicalDatasetId,
   canonicalModelId,
+  type Cell,
   fractionWarning,
+  type LedgerRow,
+  type MatrixBuild,
+  mixedScaleWarnings,
   parseLedger,
   readInputFile,
+  rowConfig,
 } from "../ledger.ts";
-import { REFERENCE_LABEL, REFERENCE_TABLE } from "../reference.ts";
-import type { ImagenetteCorrelation } from "../correlation.ts";
-import {
-  type Bounds,
-  CANONICAL_DATASETS,
-  computeXScore,
-  mean,
-  observedBounds,
-  sampleStd,
-  type XScoreResult,
-} from "../xscore.ts";
+import { REFERENCE_LABEL, REFERENCE_TABLE, referenceBounds } from "../reference.ts";
+import { type ImagenetteCorrelation, imagenetteCorrelation } from "../correlation.ts";
+import { type Bounds, CANONICAL_DATASETS, computeXScore, type XScoreResult } from "../xscore.ts";
 import {
   bootstrapDatasets,
   type BootstrapResult,
@@ -33,14 +33,9 @@ import {
   leaveOneDatasetOut,
   type LeaveOneOut,
 } from "../bootstrap.ts";
-import { leastSquares, pearson, spearmanRho } from "../subsets.ts";
 
-/** The paper's Table 3 as shipped (the default input and the comparison column; score/reference.ts). */
-export const PAPER_TABLE: URL = REFERENCE_TABLE;
-/** How the shipped table is named in the report (relative to the repository root). */
-export const PAPER_LABEL: string = REFERENCE_LABEL;
 /** Presets whose numbers are comparable with Table 3 (the full protocol, no overridden field). */
-export const COMPARABLE_PRESETS: readonly string[] = ["paper", "reference"];
+const COMPARABLE_PRESETS: readonly string[] = ["paper", "reference"];
 
 /** One ledger row with everything known about where it came from. */
 export interface RunRow {
@@ -75,7 +70,7 @@ export interface ReportCell {
   rows: number[];
   /** Table 3's value for this model and dataset, when it has one. */
   paper: number | null;
-  /** mean − paper, when the cell's preset is comparable with Table 3 (see {@link COMPARABLE_PRESETS}). */
+  /** mean − paper, when the cell's preset is comparable with Table 3 (preset paper or reference). */
   diff: number | null;
   /** Why `diff` is absent although `paper` is present. */
   diffNote: string;
@@ -156,9 +151,6 @@ export interface ScoredSection {
   bootstrapSeed: number;
 }
 
-/** The Imagenette-160 accuracy vs xScore analysis (the paper's Figure 1; score/correlation.ts). */
-export type ImagenetteFigure = ImagenetteCorrelation;
-
 /** Everything the page and report.md show. */
 export interface ReportData {
   generatedAt: string;
@@ -168,10 +160,8 @@ export interface ReportData {
   /** True when the input is Table 3 itself (no comparison column). */
   paperOnly: boolean;
   rows: RunRow[];
-  /** Matrix rows: a model id, or `model [preset]` when one model appears under several presets. */
+  /** Matrix rows: the model ids, in ledger order. */
   entries: string[];
-  /** The model id behind each entry. */
-  entryModels: string[];
   datasets: string[];
   /** `cells[i][j]` for entry i, dataset j; null where there is no result. */
   cells: (ReportCell | null)[][];
@@ -181,46 +171,54 @@ export interface ReportData {
   scoredNote: string;
   /** Table 3's column extremes per dataset (null where Table 3 lacks it), for the panel. */
   referenceBounds: ({ min: number; max: number } | null)[];
-  imagenette: ImagenetteFigure | null;
+  /** The Imagenette-160 vs xScore analysis (the paper's Figure 1), as `deno task score --imagenette-correlation`. */
+  imagenette: ImagenetteCorrelation | null;
   curves: RunCurves[];
   costs: ModelCost[];
   warnings: string[];
 }
 
-const col = (header: string[], row: string[], name: string) => {
-  const i = header.indexOf(name);
-  return i < 0 ? "" : row[i];
-};
-
-/** Reads ledger text into provenance-carrying rows (validated by {@link parseLedger}). */
-export function parseRunRows(text: string, file: string): RunRow[] {
-  const checked = parseLedger(text, file);
+/**
+ * The ledger's rows with their provenance: the checked rows of {@link parseLedger}, their
+ * configuration from {@link rowConfig}, and the columns the scorer does not keep (seed, params, …).
+ */
+function runRows(text: string, file: string): { ledger: LedgerRow[]; rows: RunRow[] } {
+  const ledger = parseLedger(text, file);
+  // parseLedger has accepted the CSV, and its rows are the table's rows in order.
   const table = parseCsv(text);
-  return checked.map((r, i) => {
-    const row = table.rows[i], h = table.header;
+  const col = (i: number, name: string) => {
+    const k = table.header.indexOf(name);
+    return k < 0 ? "" : table.rows[i][k];
+  };
+  const rows = ledger.map((r, i) => {
+    const config = rowConfig(r);
     return {
       model: r.model,
       dataset: r.dataset,
       accuracy: r.accuracy,
-      preset: col(h, row, "preset"),
-      seed: col(h, row, "seed"),
-      epochs: col(h, row, "epochs"),
-      imageSize: col(h, row, "image_size"),
-      batchSize: col(h, row, "batch_size"),
-      params: col(h, row, "params"),
-      adapter: col(h, row, "adapter"),
-      version: col(h, row, "version"),
-      finishedAt: col(h, row, "finished_at"),
-      note: col(h, row, "source"),
+      preset: config.preset ?? "",
+      seed: col(i, "seed"),
+      epochs: config.epochs ?? "",
+      imageSize: config.image_size ?? "",
+      batchSize: config.batch_size ?? "",
+      params: col(i, "params"),
+      adapter: col(i, "adapter"),
+      version: col(i, "version"),
+      finishedAt: col(i, "finished_at"),
+      note: col(i, "source"),
       source: `${file}:${r.line}`,
     };
   });
+  return { ledger, rows };
 }
 
 async function sha256(bytes: Uint8Array): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
   return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 
 const num = (v: unknown): number | null => {
   if (typeof v === "number") return Number.isFinite(v) ? v : null;
@@ -238,13 +236,17 @@ export function parseMetricsJsonl(text: string, file: string): { steps: StepPoin
   const lines = text.split("\n");
   lines.forEach((line, i) => {
     if (!line.trim()) return;
-    let o: Record<string, unknown>;
+    const corrupt = () =>
+      new UserError(`${file}, line ${i + 1}: not a JSON object; the file is corrupt, remove it`);
+    let parsed: unknown;
     try {
-      o = JSON.parse(line);
+      parsed = JSON.parse(line);
     } catch {
       if (i === lines.length - 1) return; // the line being written when the run stopped
-      throw new UserError(`${file}, line ${i + 1}: not a JSON object; the file is corrupt, remove it`);
+      throw corrupt();
     }
+    if (!isObject(parsed)) throw corrupt();
+    const o = parsed;
     if (o.kind === "step") {
       const step = num(o.step) ?? 0, epoch = num(o.epoch) ?? 0, per = num(o.steps_per_epoch);
       steps.push({
@@ -272,11 +274,21 @@ export function parseMetricsJsonl(text: string, file: string): { steps: StepPoin
   return { steps, epochs };
 }
 
-/** Parses a run's epochs.csv (the loop's per-epoch record). */
-export function parseEpochsCsv(text: string): EpochPoint[] {
-  const t = parseCsv(text);
+/** Parses a run's epochs.csv (the loop's per-epoch record); malformed CSV is a UserError naming `file`. */
+function parseEpochsCsv(text: string, file: string): EpochPoint[] {
+  let t;
+  try {
+    t = parseCsv(text);
+  } catch (err) {
+    throw new UserError(
+      `${file}: malformed CSV (${(err as Error).message}); remove it or rerun the training`,
+    );
+  }
   return t.rows.map((r, i) => {
-    const g = (name: string) => num(col(t.header, r, name));
+    const g = (name: string) => {
+      const k = t.header.indexOf(name);
+      return k < 0 ? null : num(r[k]);
+    };
     return {
       epoch: g("epoch") ?? i + 1,
       trainLoss: g("train_loss"),
@@ -300,10 +312,25 @@ async function readText(path: string): Promise<string | undefined> {
 }
 
 /**
+ * A run's done.json as an object; a truncated or otherwise unreadable one is a UserError naming it
+ * (a run killed while writing it, or a file edited by hand).
+ */
+function parseDone(text: string, file: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UserError(`${file}: not valid JSON; remove it or rerun the training`);
+  }
+  if (!isObject(parsed)) throw new UserError(`${file}: not a JSON object; remove it or rerun the training`);
+  return parsed;
+}
+
+/**
  * The curves of every run folder under `runsDir` (folders holding metrics.jsonl or epochs.csv),
  * sorted by folder name. metrics.jsonl is preferred; epochs.csv fills in when it is absent.
  */
-export async function readRunCurves(runsDir: string): Promise<RunCurves[]> {
+async function readRunCurves(runsDir: string): Promise<RunCurves[]> {
   const out: RunCurves[] = [];
   let entries: Deno.DirEntry[];
   try {
@@ -325,16 +352,18 @@ export async function readRunCurves(runsDir: string): Promise<RunCurves[]> {
       sources.push(`${dir}/metrics.jsonl`);
     }
     if (epochs.length === 0 && epochsCsv !== undefined) {
-      epochs = parseEpochsCsv(epochsCsv);
+      epochs = parseEpochsCsv(epochsCsv, `${dir}/epochs.csv`);
       sources.push(`${dir}/epochs.csv`);
     }
     const done = await readText(`${dir}/done.json`);
-    const info = done ? JSON.parse(done) as Record<string, unknown> : {};
+    const info = done !== undefined ? parseDone(done, `${dir}/done.json`) : {};
     const model = String(info.model ?? ""), dataset = String(info.dataset ?? "");
     const preset = String(info.preset ?? ""), seed = String(info.seed ?? "");
     out.push({
       dir,
-      label: done ? `${model} / ${dataset} / ${preset} / seed ${seed}` : `${e.name} (unfinished)`,
+      label: done !== undefined
+        ? `${model} / ${dataset} / ${preset} / seed ${seed}`
+        : `${e.name} (unfinished)`,
       model: model ? canonicalModelId(model) : "",
       dataset: dataset ? canonicalDatasetId(dataset) : "",
       preset,
@@ -374,60 +403,60 @@ const order = (ids: Iterable<string>, canonical: readonly string[]) => {
   ];
 };
 
-/** Reads the inputs and computes everything the report shows. Throws UserError on bad input. */
+const key = (model: string, dataset: string) => `${model}\u0000${dataset}`;
+
+/**
+ * Reads the inputs and computes everything the report shows, with the scorer's own functions
+ * (score/ledger.ts, score/reference.ts, score/correlation.ts), so the report accepts, refuses and
+ * computes exactly what `deno task score` does. Throws UserError on bad input.
+ */
 export async function buildReportData(o: BuildOptions): Promise<ReportData> {
   const warnings: string[] = [];
   const paperOnly = o.files.length === 0;
-  const files = paperOnly ? [PAPER_LABEL] : o.files;
-  const rows: RunRow[] = [];
+  const files = paperOnly ? [REFERENCE_LABEL] : o.files;
+  const rows: RunRow[] = [], ledgerRows: LedgerRow[] = [];
   const inputs: InputFile[] = [];
   for (const file of files) {
-    const bytes = await readInputFile(paperOnly ? PAPER_TABLE : file, file);
-    const fileRows = parseRunRows(new TextDecoder().decode(bytes), file);
-    const w = fractionWarning(fileRows.map((r) => ({ ...r, file, line: 0 })));
+    const bytes = await readInputFile(paperOnly ? REFERENCE_TABLE : file, file);
+    const read = runRows(new TextDecoder().decode(bytes), file);
+    const w = fractionWarning(read.ledger);
     if (w) warnings.push(w);
-    rows.push(...fileRows);
-    inputs.push({ file, rows: fileRows.length, sha256: await sha256(bytes) });
+    rows.push(...read.rows);
+    ledgerRows.push(...read.ledger);
+    inputs.push({ file, rows: read.rows.length, sha256: await sha256(bytes) });
   }
-  const paperRows = paperOnly ? rows : parseRunRows(
-    new TextDecoder().decode(await readInputFile(PAPER_TABLE, PAPER_LABEL)),
-    PAPER_LABEL,
+  warnings.push(...mixedScaleWarnings(ledgerRows));
+  // Seeds averaged as deno task score averages them: rows of one cell that differ in their
+  // configuration (preset, epochs, …) are refused, not averaged.
+  const ledgerCells = aggregateSeeds(ledgerRows);
+  const paperCells = paperOnly ? ledgerCells : aggregateSeeds(
+    parseLedger(
+      new TextDecoder().decode(await readInputFile(REFERENCE_TABLE, REFERENCE_LABEL)),
+      REFERENCE_LABEL,
+    ),
   );
-  const paper = new Map(paperRows.map((r) => [`${r.model}\u0000${r.dataset}`, r.accuracy]));
+  const paper = new Map(paperCells.map((c) => [key(c.model, c.dataset), c.accuracy]));
 
-  // Entries: one per model, or one per (model, preset) when a model was run under several presets.
-  const presetsOf = new Map<string, Set<string>>();
-  for (const r of rows) {
-    if (!presetsOf.has(r.model)) presetsOf.set(r.model, new Set());
-    presetsOf.get(r.model)!.add(r.preset);
-  }
-  const entryOf = (
-    r: RunRow,
-  ) => (presetsOf.get(r.model)!.size > 1 ? `${r.model} [${r.preset || "-"}]` : r.model);
-  const entries: string[] = [], entryModels: string[] = [];
-  for (const r of rows) {
-    const e = entryOf(r);
-    if (!entries.includes(e)) entries.push(e), entryModels.push(r.model);
-  }
-  const datasets = order(rows.map((r) => r.dataset), CANONICAL_DATASETS);
-  const cells: (ReportCell | null)[][] = entries.map((entry) =>
+  const entries = [...new Set(ledgerCells.map((c) => c.model))];
+  const datasets = order(ledgerCells.map((c) => c.dataset), CANONICAL_DATASETS);
+  const cellOf = new Map(ledgerCells.map((c) => [key(c.model, c.dataset), c]));
+  const cells: (ReportCell | null)[][] = entries.map((model) =>
     datasets.map((d) => {
-      const idx = rows.map((r, i) => [r, i] as const).filter(([r]) => entryOf(r) === entry && r.dataset === d)
+      const c = cellOf.get(key(model, d));
+      if (!c) return null;
+      const idx = rows.map((r, i) => [r, i] as const).filter(([r]) => r.model === model && r.dataset === d)
         .map(([, i]) => i);
-      if (idx.length === 0) return null;
-      const accuracies = idx.map((i) => rows[i].accuracy);
-      const p = paper.get(`${rows[idx[0]].model}\u0000${d}`) ?? null;
+      const p = paper.get(key(model, d)) ?? null;
       const presets = [...new Set(idx.map((i) => rows[i].preset))];
       const comparable = !paperOnly && presets.every((x) => COMPARABLE_PRESETS.includes(x));
-      const m = mean(accuracies);
       return {
-        mean: m,
-        sd: sampleStd(accuracies) ?? null,
-        n: idx.length,
-        accuracies,
+        mean: c.accuracy,
+        sd: c.std ?? null,
+        n: c.n,
+        accuracies: idx.map((i) => rows[i].accuracy),
         rows: idx,
         paper: paperOnly ? null : p,
-        diff: p !== null && comparable ? m - p : null,
+        diff: p !== null && comparable ? c.accuracy - p : null,
         diffNote: p === null || paperOnly || comparable
           ? ""
           : `preset ${presets.join(", ") || "(none)"} is not the paper's full protocol (${
@@ -437,9 +466,13 @@ export async function buildReportData(o: BuildOptions): Promise<ReportData> {
     })
   );
 
-  const referenceBounds = datasets.map((d) => {
-    const v = paperRows.filter((r) => r.dataset === d).map((r) => r.accuracy);
-    return v.length >= 2 ? { min: Math.min(...v), max: Math.max(...v) } : null;
+  // Table 3's anchors (--bounds reference) for every dataset it has, for the panel.
+  const inTable3 = new Set(paperCells.map((c) => c.dataset));
+  const anchored = datasets.filter((d) => inTable3.has(d));
+  const anchors = anchored.length ? await referenceBounds(anchored) : undefined;
+  const referenceBoundsOf = datasets.map((d) => {
+    const k = anchored.indexOf(d);
+    return anchors && k >= 0 ? { min: anchors.min[k], max: anchors.max[k] } : null;
   });
 
   const scoredDatasets = o.datasets ??
@@ -448,93 +481,64 @@ export async function buildReportData(o: BuildOptions): Promise<ReportData> {
     if (!datasets.includes(d)) throw new UserError(`--datasets: no result for ${d} in ${files.join(", ")}`);
   }
   let scored: ScoredSection | null = null, scoredNote = "";
-  const cols = scoredDatasets.map((d) => datasets.indexOf(d));
-  const complete = entries.map((_, i) => i).filter((i) => cols.every((j) => cells[i][j] !== null));
-  const dropped = entries.map((e, i) => ({
-    model: e,
-    missing: scoredDatasets.filter((_, k) => !cells[i][cols[k]]),
-  }))
-    .filter((d) => d.missing.length > 0);
+  let build: MatrixBuild | undefined;
   if (scoredDatasets.length < 2) {
     scoredNote = `xScore needs at least 2 datasets with results for at least 2 models; this input has ${
       scoredDatasets.length === 0 ? "none" : `only ${scoredDatasets.join(", ")}`
     }`;
-  } else if (complete.length < 2) {
-    scoredNote = `only ${complete.length} model(s) have a result on every dataset of ${
-      scoredDatasets.join(", ")
-    }; min-max normalisation needs at least 2 (choose datasets with --datasets)`;
   } else {
-    const matrix = {
-      models: complete.map((i) => entries[i]),
-      datasets: [...scoredDatasets],
-      values: complete.map((i) => cols.map((j) => cells[i][j]!.mean)),
-    };
-    let bounds: Bounds | undefined;
-    if (o.bounds === "reference") {
-      const missing = cols.filter((j) => !referenceBounds[j]).map((j) => datasets[j]);
-      if (missing.length) {
-        throw new UserError(
-          `--bounds reference: ${PAPER_LABEL} has no anchors for ${
-            missing.join(", ")
-          }; use --bounds observed`,
-        );
-      }
-      bounds = {
-        min: cols.map((j) => referenceBounds[j]!.min),
-        max: cols.map((j) => referenceBounds[j]!.max),
-      };
-    }
-    const flat = observedBounds(matrix);
-    const collapsed = scoredDatasets.filter((_, k) => !(flat.max[k] > flat.min[k]));
-    if (!bounds && collapsed.length) {
-      scoredNote = `every scored model has the same accuracy on ${collapsed.join(", ")}; ` +
-        `min-max normalisation needs a spread (leave it out with --datasets)`;
-    } else {
-      const opts = { lambda: o.lambda, bounds, replicates: o.replicates, seed: o.seed };
-      scored = {
-        datasets: [...scoredDatasets],
-        models: matrix.models,
-        boundsMode: o.bounds,
-        result: computeXScore(matrix, { lambda: o.lambda, bounds }),
-        seeds: bootstrapSeeds(
-          matrix.models,
-          matrix.datasets,
-          complete.map((i) => cols.map((j) => cells[i][j]!.accuracies)),
-          opts,
-        ) ??
-          null,
-        datasetBootstrap: bootstrapDatasets(matrix, opts),
-        lodo: leaveOneDatasetOut(matrix, { lambda: o.lambda, bounds }) ?? null,
-        dropped,
-        replicates: o.replicates,
-        bootstrapSeed: o.seed,
-      };
+    // The scorer's matrix and checks, as deno task score --allow-missing; what it refuses to score
+    // is said on the page (the matrix, curves and provenance are still worth showing).
+    try {
+      build = buildMatrix(ledgerCells, scoredDatasets, { allowMissing: true, files });
+      if (o.bounds === "observed") assertSpread(build);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      scoredNote = err.message;
+      build = undefined;
     }
   }
+  if (build) {
+    const { matrix } = build;
+    const bounds: Bounds | undefined = o.bounds === "reference"
+      ? await referenceBounds(scoredDatasets)
+      : undefined;
+    const opts = { lambda: o.lambda, bounds, replicates: o.replicates, seed: o.seed };
+    const seedsOf = (c: Cell) => cells[entries.indexOf(c.model)][datasets.indexOf(c.dataset)]!.accuracies;
+    scored = {
+      datasets: [...scoredDatasets],
+      models: matrix.models,
+      boundsMode: o.bounds,
+      result: computeXScore(matrix, { lambda: o.lambda, bounds }),
+      seeds: bootstrapSeeds(
+        matrix.models,
+        matrix.datasets,
+        build.cells.map((row) => row.map(seedsOf)),
+        opts,
+      ) ??
+        null,
+      datasetBootstrap: bootstrapDatasets(matrix, opts),
+      lodo: leaveOneDatasetOut(matrix, { lambda: o.lambda, bounds }) ?? null,
+      dropped: build.dropped,
+      replicates: o.replicates,
+      bootstrapSeed: o.seed,
+    };
+  }
 
-  let imagenette: ImagenetteFigure | null = null;
-  const ji = datasets.indexOf("imagenette160");
-  if (scored && ji >= 0) {
-    const ms = scored.models.filter((m) => cells[entries.indexOf(m)][ji] !== null);
-    if (ms.length >= 3) {
-      const x = ms.map((m) => scored!.result.scores[scored!.models.indexOf(m)].xscore);
-      const y = ms.map((m) => cells[entries.indexOf(m)][ji]!.mean);
-      const fit = leastSquares(x.map((v) => [v]), y);
-      imagenette = {
-        models: ms,
-        imagenette: y,
-        xscore: x,
-        pearson: pearson(y, x),
-        spearman: spearmanRho(y, x),
-        intercept: fit.coefficients[0],
-        slope: fit.coefficients[1],
-      };
+  // Figure 1 exactly as deno task score --imagenette-correlation draws it; absent where score would
+  // refuse it (a scored model without an Imagenette-160 result, fewer than 3 models).
+  let imagenette: ImagenetteCorrelation | null = null;
+  if (scored) {
+    try {
+      imagenette = imagenetteCorrelation(scored.result, ledgerCells, files);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
     }
   }
 
   const curves = o.runsDir ? await readRunCurves(o.runsDir) : [];
   const costs: ModelCost[] = [];
-  for (const model of [...new Set(entryModels)]) {
+  for (const model of entries) {
     const counted = o.cost?.(model) ?? null;
     const fromLedger = [...new Set(rows.filter((r) => r.model === model && r.params).map((r) => r.params))];
     if (counted) costs.push(counted);
@@ -561,13 +565,12 @@ export async function buildReportData(o: BuildOptions): Promise<ReportData> {
     paperOnly,
     rows,
     entries,
-    entryModels,
     datasets,
     cells,
     lambda: o.lambda,
     scored,
     scoredNote,
-    referenceBounds,
+    referenceBounds: referenceBoundsOf,
     imagenette,
     curves,
     costs,

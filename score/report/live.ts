@@ -140,7 +140,6 @@ function update() {
 }
 P.fmtLambda = (v) => String(Math.round(v * 100) / 100);
 function fillCustom() {
-  const m = matrixFor(P.datasets.filter((d) => P.values.some((row) => row[P.datasets.indexOf(d)] !== null)));
   for (const d of P.datasets) {
     const j = P.datasets.indexOf(d);
     const col = P.values.map((row) => row[j]).filter((v) => v !== null);
@@ -148,7 +147,6 @@ function fillCustom() {
     if (lo && lo.value === "" && col.length) lo.value = String(Math.min(...col));
     if (hi && hi.value === "" && col.length) hi.value = String(Math.max(...col));
   }
-  return m;
 }
 fillCustom();
 for (const e of [lambdaInput, boundsSel, ...boxes, ...document.querySelectorAll("input.xs-min, input.xs-max")]) {

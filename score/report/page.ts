@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { scatterSvg } from "../plot.ts";
-import { barsSvg, escapeXml as esc, lineChartSvg, rankingSvg, type Series } from "./charts.ts";
+import { escapeXml as esc } from "../plot.ts";
+import { imagenetteFigureSvg } from "../output.ts";
+import { barsSvg, lineChartSvg, rankingSvg, type Series } from "./charts.ts";
 import type { ReportCell, ReportData, RunCurves, RunRow } from "./data.ts";
 import { panelScript } from "./live.ts";
 
@@ -19,7 +20,7 @@ const signed = (v: number, d: number) => (v > 0 ? "+" : v < 0 ? "−" : "±") + 
 const pct = (v: number) => `${Math.round(v * 100)}%`;
 
 /** One line per ledger row behind a number: where it came from and under which protocol. */
-export function provenanceLine(r: RunRow): string {
+function provenanceLine(r: RunRow): string {
   const parts = [r.source];
   if (r.note) parts.push(r.note);
   if (r.preset) parts.push(`preset ${r.preset}`);
@@ -34,7 +35,7 @@ export function provenanceLine(r: RunRow): string {
 }
 
 /** The text of one accuracy cell: mean, ± sd and n when there are several seeds. */
-export function cellText(c: ReportCell): string {
+function cellText(c: ReportCell): string {
   return c.n > 1 ? `${c.mean.toFixed(2)} ± ${fx(c.sd, 2)} (n=${c.n})` : c.mean.toFixed(2);
 }
 
@@ -261,30 +262,19 @@ function costsHtml(d: ReportData): string {
     `<div class="chart">${charts}</div>`;
 }
 
-/** The Imagenette-160 vs xScore scatter (the paper's Figure 1), or undefined when it cannot be drawn. */
+/**
+ * The Imagenette-160 vs xScore scatter (the paper's Figure 1, drawn as deno task score draws it), or
+ * undefined when it cannot be drawn.
+ */
 export function imagenetteSvg(d: ReportData): string | undefined {
-  const c = d.imagenette;
-  if (!c) return undefined;
-  return scatterSvg({
-    title: `Imagenette-160 accuracy vs xScore (${d.scored!.datasets.length} datasets, λ = ${d.lambda})`,
-    subtitle: `${c.models.length} models · Pearson r = ${c.pearson.toFixed(3)} · Spearman ρ = ${
-      c.spearman.toFixed(3)
-    }`,
-    xLabel: `xScore (${d.scored!.boundsMode} bounds)`,
-    yLabel: "Imagenette-160 top-1 accuracy (%)",
-    points: c.models.map((m, i) => ({ label: m, x: c.xscore[i], y: c.imagenette[i] })),
-    line: {
-      slope: c.slope,
-      intercept: c.intercept,
-      label: `least squares: ${c.intercept.toFixed(2)} + ${c.slope.toFixed(2)}·xScore`,
-    },
-  });
+  if (!d.imagenette || !d.scored) return undefined;
+  return imagenetteFigureSvg(d.imagenette, d.scored.result, d.scored.boundsMode);
 }
 
 function imagenetteHtml(d: ReportData): string {
   const svg = imagenetteSvg(d);
   if (!svg) {
-    return `<p class="note">No Imagenette-vs-xScore figure: it needs imagenette160 among the scored datasets and at least 3 scored models.</p>`;
+    return `<p class="note">No Imagenette-vs-xScore figure: it needs an imagenette160 result for every scored model and at least 3 scored models (as deno task score --imagenette-correlation).</p>`;
   }
   return `<div class="chart">${svg.replace("<svg ", `<svg class="xs-chart" data-chart="imagenette" `)}</div>`;
 }
