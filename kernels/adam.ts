@@ -15,6 +15,7 @@ import {
   deviceLimits,
   deviceOf,
   ensurePrivateGpuBuffer,
+  isRecording,
   type RawBinding,
   rawDispatch,
   rawPipeline,
@@ -160,6 +161,10 @@ export function fusedAdamStep(
 ): void {
   const h = { ...FUSED_ADAM_DEFAULTS, ...hyper };
   if (!(step >= 1)) throw new RangeError(`fusedAdamStep: step must be >= 1, got ${step}`);
+  if (scalars && (h.beta1 !== FUSED_ADAM_DEFAULTS.beta1 || h.beta2 !== FUSED_ADAM_DEFAULTS.beta2)) {
+    // The block's bias corrections (train/step.ts) are computed with the default betas.
+    throw new Error("fusedAdamStep: a step-scalar block holds default-beta bias corrections; pass no block");
+  }
   if (grads.length !== vars.length) {
     throw new Error(`fusedAdamStep: ${vars.length} variables but ${grads.length} gradients`);
   }
@@ -193,6 +198,8 @@ export function fusedAdamStep(
   const k = slotsPerDispatch(backend, flat);
   let sc = scalars;
   if (!sc) {
+    // A block uploaded here would be replayed as a constant: step 1's lr and bias correction forever.
+    if (isRecording()) throw new Error("fusedAdamStep: a recorded step must pass its step-scalar block");
     const block = new Float32Array(STEP_SCALARS.length);
     const [stepSize, bc2Sqrt] = adamStepScalars(step, lr, h);
     block[STEP_SCALARS.adamStepSize] = stepSize;

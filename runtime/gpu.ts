@@ -369,6 +369,15 @@ const ownedReleased = new Set<GPUBuffer>();
 const poolRelease = new WeakMap<object, (buffer: GPUBuffer, reuse?: boolean) => void>();
 let hooked = false;
 
+/**
+ * True while {@link recordCommands} records. Uploads made then are replayed as constants, so code
+ * that uploads a per-step value must refuse to run inside a recording (it belongs in the step's
+ * scalar block).
+ */
+export function isRecording(): boolean {
+  return recording !== undefined;
+}
+
 function wrap<T extends object, K extends keyof T>(proto: T, name: K, make: (orig: T[K]) => T[K]): void {
   const orig = proto[name];
   proto[name] = make(orig);
@@ -676,6 +685,11 @@ export function recordCommands<T>(
   try {
     result = fn();
     flushCommands(backend);
+  } catch (err) {
+    // Nothing was recorded: the buffers tfjs released meanwhile go back to its pool.
+    const release = poolRelease.get(backend)!;
+    for (const b of rec.held) release(b);
+    throw err;
   } finally {
     recording = undefined;
   }

@@ -6,10 +6,11 @@
  * default suite (it has dropout, so the counter-based RNG is covered); the other ten models with
  * `XS_SLOW=1`.
  */
-import { assert, assertEquals } from "./assert.ts";
-import { tf } from "../runtime/tf.ts";
+import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { tf, type WebGPUBackend } from "../runtime/tf.ts";
 import { initRuntime } from "../runtime/webgpu.ts";
-import { gpuBufferOf, gpuCallCounts, installGpuHooks } from "../runtime/gpu.ts";
+import { gpuBufferOf, gpuCallCounts, installGpuHooks, recordCommands } from "../runtime/gpu.ts";
+import { fusedAdamStep } from "../kernels/adam.ts";
 import { Rng } from "../runtime/rng.ts";
 import "../models/zoo.ts";
 import { buildModel, MODELS } from "../models/registry.ts";
@@ -230,6 +231,25 @@ Deno.test("random mask: the WGSL hash equals the CPU hash, and keeps ≈ keep of
   }
   // Binomial(4096, 0.8): sd ≈ 25.6, so ±5 sd is [3149, 3405].
   assert(Math.abs(kept - n * keep) < 5 * Math.sqrt(n * keep * (1 - keep)), `kept ${kept} of ${n}`);
+});
+
+Deno.test("recording: fused Adam without the step-scalar block refuses to be recorded (its lr would be frozen)", async () => {
+  await initRuntime();
+  const backend = tf.backend() as WebGPUBackend;
+  const p = tf.variable(tf.tensor1d([1, 2, 3, 4])),
+    m = tf.variable(tf.zeros([4])),
+    v = tf.variable(tf.zeros([4]));
+  const g = tf.tensor1d([0.5, -0.5, 1, -1]);
+  try {
+    const err = assertThrows(() => recordCommands(backend, () => fusedAdamStep([p], [g], m, v, 1, 1e-3)));
+    assert(err.message.includes("step-scalar block"), err.message);
+    // Outside a recording the same call runs (a block is made for it) and moves the weights.
+    fusedAdamStep([p], [g], m, v, 1, 1e-3);
+    const after = await p.data();
+    assert(after[0] < 1 && after[1] > 2, `weights ${after}`);
+  } finally {
+    tf.dispose([p, m, v, g]);
+  }
 });
 
 // Opt-in (registered only with XS_SLOW=1, so a default run has nothing ignored).
