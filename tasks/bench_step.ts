@@ -18,7 +18,7 @@
 import { tf, type WebGPUBackend } from "../runtime/tf.ts";
 import { assertBindable, assertGpuHealthy, GpuError, initRuntime } from "../runtime/webgpu.ts";
 import { runMain, UserError } from "../runtime/errors.ts";
-import { choiceFlag, intFlag, parseCli, UsageError } from "../runtime/cli.ts";
+import { assertWritableDir, choiceFlag, intFlag, parseCli, UsageError } from "../runtime/cli.ts";
 import {
   deviceOf,
   gpuBufferOf,
@@ -27,6 +27,7 @@ import {
   installGpuHooks,
   withoutGpuWork,
 } from "../runtime/gpu.ts";
+import { dirname } from "node:path";
 import { writeFileAtomic } from "../runtime/fs.ts";
 import { Rng } from "../runtime/rng.ts";
 import "../models/zoo.ts";
@@ -248,6 +249,8 @@ async function main(): Promise<void> {
       throw new UserError(`unknown model "${id}"; known: ${Object.keys(MODELS).sort().join(", ")}`);
     }
   }
+  // The rows must have somewhere to go before minutes of benchmarking.
+  if (values.json) await assertWritableDir(dirname(values.json), "--json", "bench:step", ["results"]);
   const facts = await initRuntime();
   if (tf.getBackend() === "webgpu") installGpuHooks(tf.backend() as WebGPUBackend);
   console.log(`adapter: ${facts.description}`);
@@ -270,6 +273,8 @@ async function main(): Promise<void> {
         const big = largestActivation(id, { numClasses, imageSize }, batch);
         assertBindable(big.elements * 4, `${id} at ${imageSize} px, batch ${batch}: ${big.where}`);
         const r = await benchStep(id, o);
+        // A step whose loss is not finite timed a diverged computation: report it as failed.
+        if (!Number.isFinite(r.loss)) throw new Error(`the loss is ${r.loss} after ${o.steps} steps`);
         rows.push(r);
         console.error(
           `${id} ${kernels} ${r.step}: ${fmt(r.ms_median)} ms synced, ${fmt(r.ms_queued)} ms queued, host ` +
@@ -303,6 +308,16 @@ async function main(): Promise<void> {
   }
   console.log(formatStepTable(rows));
   if (values.json) await writeFileAtomic(values.json, JSON.stringify(rows, null, 1) + "\n");
+  const failed = rows.filter((r) => r.error);
+  if (failed.length > 0) {
+    throw new UserError(
+      `${failed.length} of ${rows.length} rows failed (${
+        failed.map((r) => `${r.model} ${r.kernels} ${r.step}`).join(", ")
+      }); ` +
+        "their errors are printed above and in the table",
+      1,
+    );
+  }
 }
 
 if (import.meta.main) await runMain(main);
