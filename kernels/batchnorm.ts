@@ -18,7 +18,15 @@
  * @module
  */
 import { type Tensor, tf, type WebGPUBackend } from "../runtime/tf.ts";
-import { channelMain, kernelTuning } from "./common.ts";
+import {
+  channelComponents,
+  channelMain,
+  flatDispatch,
+  FlatProgram,
+  floatType,
+  kernelTuning,
+  run,
+} from "./common.ts";
 import { ensurePrivate, ints, type ProgramUniforms, rawDispatch, rawPipeline } from "../runtime/gpu.ts";
 
 /** Activation fused into the normalisation. */
@@ -51,8 +59,6 @@ function chunking(rows: number, lanes: number, target: number): { chunks: number
 // WGSL programs (tfjs program interface; flat dispatch, inputs indexed directly)
 // ---------------------------------------------------------------------------------------------
 
-type Program = tf.webgpu.WebGPUProgram;
-
 function actSnippet(act: BnActivation, T: string): string {
   if (act === "relu") return `z = max(z, ${T}(0.0));`;
   if (act === "relu6") return `z = clamp(z, ${T}(0.0), ${T}(6.0));`;
@@ -81,21 +87,11 @@ function maskedGrad(act: BnActivation, T: string, dyValue: string, z: string): s
   return head;
 }
 
-/** Vector width of a channel count: vec4 when C % 4 == 0. */
-function components(c: number): 1 | 4 {
-  return c % 4 === 0 ? 4 : 1;
-}
-
 /**
  * The shape every BN program shares: inputs indexed directly, channels as vec4 when C allows,
  * one thread per (row or chunk, channel vector), flat dispatch.
  */
-abstract class BnProgram implements Program {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: Program["dispatchLayout"];
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
+abstract class BnProgram extends FlatProgram {
   variableComponents: number[];
   outputComponent: number;
   /** Channel vectors (C / components). */
@@ -112,20 +108,17 @@ abstract class BnProgram implements Program {
     rowsOrChunks: number,
     key: string,
   ) {
-    const comp = components(c);
+    super();
+    const comp = channelComponents(c);
     this.variableComponents = variableNames.map(() => comp);
     this.outputComponent = comp;
     this.outputShape = outputShape;
     this.cv = c / comp;
-    this.T = comp === 4 ? "vec4<f32>" : "f32";
+    this.T = floatType(comp);
     this.threads = rowsOrChunks * this.cv;
-    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
-    this.dispatch = [Math.max(1, Math.ceil(this.threads / WG)), 1, 1];
-    this.workgroupSize = [WG, 1, 1];
+    Object.assign(this, flatDispatch(outputShape, this.threads, WG));
     this.shaderKey = `${key}_${comp}`;
   }
-
-  abstract getUserCode(): string;
 }
 
 /**
@@ -330,7 +323,8 @@ const GRAD_COMBINE_WGSL = combineKernel(
 // Single-dispatch variants: one workgroup per channel (group of 4) reduces all R rows through
 // workgroup memory, then normalises (forward) or forms dx (backward) for the same rows. One
 // dispatch instead of three; used while a workgroup's share of rows stays small enough
-// (always on software adapters, up to FUSED_MAX_ROWS_GPU rows on real GPUs, where the split path
+// (up to kernelTuning().bnSingleDispatchMaxRows rows: every layer on software adapters, small ones on
+// real GPUs, where the split path
 // keeps more threads busy).
 // ---------------------------------------------------------------------------------------------
 
@@ -373,7 +367,7 @@ function wgReduceSnippet(T: string): string {
 }
 
 function fusedForwardWgsl(comp: number, act: BnActivation): string {
-  const T = comp === 4 ? "vec4<f32>" : "f32";
+  const T = floatType(comp as 1 | 4);
   return `
 struct U { rows : u32, cv : u32, eps : f32, keep : f32, mom : f32, momUnbiased : f32, pad0 : f32, pad1 : f32 };
 ${singleDispatchDecls(T, ["x", "gamma", "beta"], ["y", "stats", "rm", "rv"])}
@@ -412,7 +406,7 @@ fn main(@builtin(workgroup_id) wid : vec3<u32>, @builtin(local_invocation_index)
 }
 
 function fusedBackwardWgsl(comp: number, act: BnActivation): string {
-  const T = comp === 4 ? "vec4<f32>" : "f32";
+  const T = floatType(comp as 1 | 4);
   return `
 struct U { rows : u32, cv : u32, invRows : f32, pad0 : f32 };
 ${singleDispatchDecls(T, ["dy", "x", "stats", "gamma", "beta"], ["dx", "dgamma", "dbeta"])}
@@ -485,12 +479,13 @@ function newOutput(backend: WebGPUBackend, shape: number[]): tf.TensorInfo {
   return info;
 }
 
-function forwardWebgpu(args: BnKernelArgs): tf.TensorInfo[] {
+/** BatchNorm kernel function (registered by kernels/register.ts). */
+export function forwardWebgpu(args: BnKernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebGPUBackend;
   const { x, gamma, beta, runningMean, runningVar } = args.inputs;
   const a = args.attrs as unknown as BnAttrs;
   const { rows, c } = rowsAndChannels(x.shape);
-  const comp = components(c);
+  const comp = channelComponents(c);
   const stats = newOutput(backend, [2, c]);
   if (useSingleDispatch(rows)) {
     const y = newOutput(backend, x.shape as number[]);
@@ -501,22 +496,23 @@ function forwardWebgpu(args: BnKernelArgs): tf.TensorInfo[] {
   }
   const { chunks, rowsPerChunk } = chunking(rows, c / comp, kernelTuning().reduceTargetThreads);
   const p1 = new StatsPartialProgram(rows, c, chunks, rowsPerChunk);
-  const partial = backend.runWebGPUProgram(p1, [x], "float32", p1.values());
+  const partial = run(backend, p1, [x], p1.values());
   const u = packUniforms([c, chunks, rows, rowsPerChunk], runningFactors(a, rows));
   const pipe = rawPipeline(backend, "xsBnStatsCombine", () => STATS_COMBINE_WGSL);
   rawDispatch(backend, pipe, [partial, stats, runningMean, runningVar], u, Math.ceil(c / WG));
   backend.disposeData(partial.dataId);
   const p2 = new NormalizeProgram(x.shape as number[], rows, c, a.act);
-  const y = backend.runWebGPUProgram(p2, [x, stats, gamma, beta], "float32", p2.values());
+  const y = run(backend, p2, [x, stats, gamma, beta], p2.values());
   return [y, stats];
 }
 
-function backwardWebgpu(args: BnKernelArgs): tf.TensorInfo[] {
+/** BatchNorm kernel function (registered by kernels/register.ts). */
+export function backwardWebgpu(args: BnKernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WebGPUBackend;
   const { dy, x, gamma, beta, stats } = args.inputs;
   const act = (args.attrs as unknown as BnAttrs).act;
   const { rows, c } = rowsAndChannels(x.shape);
-  const comp = components(c);
+  const comp = channelComponents(c);
   const dgamma = newOutput(backend, [c]);
   const dbeta = newOutput(backend, [c]);
   if (useSingleDispatch(rows)) {
@@ -528,13 +524,13 @@ function backwardWebgpu(args: BnKernelArgs): tf.TensorInfo[] {
   }
   const { chunks, rowsPerChunk } = chunking(rows, c / comp, kernelTuning().reduceTargetThreads);
   const p1 = new GradPartialProgram(rows, c, chunks, rowsPerChunk, act);
-  const partial = backend.runWebGPUProgram(p1, [dy, x, stats, gamma, beta], "float32", p1.values());
+  const partial = run(backend, p1, [dy, x, stats, gamma, beta], p1.values());
   const u = packUniforms([c, chunks, 0, 0], []);
   const pipe = rawPipeline(backend, "xsBnGradCombine", () => GRAD_COMBINE_WGSL);
   rawDispatch(backend, pipe, [partial, stats, dgamma, dbeta], u, Math.ceil(c / WG));
   backend.disposeData(partial.dataId);
   const p2 = new GradInputProgram(x.shape as number[], rows, c, act);
-  const dx = backend.runWebGPUProgram(p2, [dy, x, stats, gamma, beta, dgamma, dbeta], "float32", p2.values());
+  const dx = run(backend, p2, [dy, x, stats, gamma, beta, dgamma, dbeta], p2.values());
   return [dx, dgamma, dbeta];
 }
 
@@ -557,7 +553,8 @@ function maskCpu(z: number, act: BnActivation): number {
   return act === "relu" ? (z > 0 ? 1 : 0) : act === "relu6" ? (z > 0 && z <= 6 ? 1 : 0) : 1;
 }
 
-function forwardCpu(args: BnKernelArgs): tf.TensorInfo[] {
+/** BatchNorm kernel function (registered by kernels/register.ts). */
+export function forwardCpu(args: BnKernelArgs): tf.TensorInfo[] {
   const be = args.backend as CpuBackend;
   const { x, gamma, beta, runningMean, runningVar } = args.inputs;
   const a = args.attrs as unknown as BnAttrs;
@@ -585,7 +582,8 @@ function forwardCpu(args: BnKernelArgs): tf.TensorInfo[] {
   return [be.makeTensorInfo(x.shape as number[], "float32", y), be.makeTensorInfo([2, c], "float32", stats)];
 }
 
-function backwardCpu(args: BnKernelArgs): tf.TensorInfo[] {
+/** BatchNorm kernel function (registered by kernels/register.ts). */
+export function backwardCpu(args: BnKernelArgs): tf.TensorInfo[] {
   const be = args.backend as CpuBackend;
   const { dy, x, gamma, beta, stats } = args.inputs;
   const act = (args.attrs as unknown as BnAttrs).act;
@@ -617,43 +615,26 @@ function backwardCpu(args: BnKernelArgs): tf.TensorInfo[] {
   ];
 }
 
-let registered = false;
-
-/** Registers the BatchNorm kernels and gradient with tfjs (idempotent; kernels/register.ts calls it). */
-export function registerBatchNormKernels(): void {
-  if (registered) return;
-  registered = true;
-  const kf = (f: typeof forwardCpu) => f as unknown as tf.KernelFunc;
-  tf.registerKernel({ kernelName: BN_TRAIN_KERNEL, backendName: "webgpu", kernelFunc: kf(forwardWebgpu) });
-  tf.registerKernel({ kernelName: BN_TRAIN_KERNEL, backendName: "cpu", kernelFunc: kf(forwardCpu) });
-  tf.registerKernel({
-    kernelName: BN_TRAIN_GRAD_KERNEL,
-    backendName: "webgpu",
-    kernelFunc: kf(backwardWebgpu),
-  });
-  tf.registerKernel({ kernelName: BN_TRAIN_GRAD_KERNEL, backendName: "cpu", kernelFunc: kf(backwardCpu) });
-  tf.registerGradient({
-    kernelName: BN_TRAIN_KERNEL,
-    inputsToSave: ["x", "gamma", "beta"],
-    outputsToSave: [false, true],
-    gradFunc: (dys: Tensor | Tensor[], saved: Tensor[], attrs: tf.NamedAttrMap) => {
-      const dy = Array.isArray(dys) ? dys[0] : dys;
-      const [x, gamma, beta, stats] = saved;
-      const [dx, dgamma, dbeta] = tf.engine().runKernel(
-        BN_TRAIN_GRAD_KERNEL,
-        { dy, x, gamma, beta, stats } as unknown as tf.NamedTensorMap,
-        attrs,
-      ) as Tensor[];
-      return {
-        x: () => dx,
-        gamma: () => dgamma,
-        beta: () => dbeta,
-        runningMean: () => tf.zerosLike(gamma),
-        runningVar: () => tf.zerosLike(gamma),
-      };
-    },
-  });
-}
+/**
+ * The BatchNorm training kernel's gradient (registered by kernels/register.ts): dx, dγ, dβ from one
+ * backward kernel; the running statistics get none.
+ */
+export const batchNormTrainGrad: tf.GradFunc = (dys, saved, attrs) => {
+  const dy = Array.isArray(dys) ? dys[0] : dys;
+  const [x, gamma, beta, stats] = saved;
+  const [dx, dgamma, dbeta] = tf.engine().runKernel(
+    BN_TRAIN_GRAD_KERNEL,
+    { dy, x, gamma, beta, stats } as unknown as tf.NamedTensorMap,
+    attrs,
+  ) as Tensor[];
+  return {
+    x: () => dx,
+    gamma: () => dgamma,
+    beta: () => dbeta,
+    runningMean: () => tf.zerosLike(gamma),
+    runningVar: () => tf.zerosLike(gamma),
+  };
+};
 
 /** Parameters of one BatchNorm layer (same fields as models/core.ts `BatchNormParams`). */
 export interface BatchNormTrainParams {

@@ -207,22 +207,15 @@ export function crossEntropyGradCpu(args: KernelArgs): tf.TensorInfo {
   return be.makeTensorInfo([rows, C], "float32", out);
 }
 
-/** Registers the loss gradient (kernels/register.ts calls it). */
-export function registerCrossEntropyGradient(): void {
-  if (tf.getGradient(XS_CUTMIX_CE) !== undefined) return;
-  tf.registerGradient({
-    kernelName: XS_CUTMIX_CE,
-    inputsToSave: ["logits", "yA", "yB", "scalars"],
-    gradFunc: (dy, saved, attrs) => {
-      const [logits, yA, yB, scalars] = saved;
-      return {
-        logits: () =>
-          tf.engine().runKernel(
-            XS_CUTMIX_CE_GRAD,
-            { dy: dy as tf.Tensor, logits, yA, yB, scalars },
-            attrs,
-          ) as tf.Tensor,
-      };
-    },
-  });
-}
+/** The loss's gradient (registered by kernels/register.ts): the fused logit-gradient kernel. */
+export const crossEntropyGrad: tf.GradFunc = (dy, saved, attrs) => {
+  const [logits, yA, yB, scalars] = saved;
+  return {
+    logits: () =>
+      tf.engine().runKernel(
+        XS_CUTMIX_CE_GRAD,
+        { dy: dy as tf.Tensor, logits, yA, yB, scalars },
+        attrs,
+      ) as tf.Tensor,
+  };
+};

@@ -23,13 +23,21 @@ import {
 } from "./depthwise.ts";
 import { matMulKernelStock, matMulKernelWebGPU, XS_MATMUL } from "./matmul.ts";
 import { randomMaskCpu, randomMaskWebGPU, XS_RANDOM_MASK } from "./random.ts";
-import { registerBatchNormKernels } from "./batchnorm.ts";
+import {
+  backwardCpu as bnBackwardCpu,
+  backwardWebgpu as bnBackwardWebGPU,
+  batchNormTrainGrad,
+  BN_TRAIN_GRAD_KERNEL,
+  BN_TRAIN_KERNEL,
+  forwardCpu as bnForwardCpu,
+  forwardWebgpu as bnForwardWebGPU,
+} from "./batchnorm.ts";
 import {
   crossEntropyCpu,
+  crossEntropyGrad,
   crossEntropyGradCpu,
   crossEntropyGradWebGPU,
   crossEntropyWebGPU,
-  registerCrossEntropyGradient,
   XS_CUTMIX_CE,
   XS_CUTMIX_CE_GRAD,
 } from "./cross_entropy.ts";
@@ -67,6 +75,8 @@ export function registerXsKernels(): void {
   reg(XS_RANDOM_MASK, "webgpu", randomMaskWebGPU);
   reg(XS_CUTMIX_CE, "webgpu", crossEntropyWebGPU);
   reg(XS_CUTMIX_CE_GRAD, "webgpu", crossEntropyGradWebGPU);
+  reg(BN_TRAIN_KERNEL, "webgpu", bnForwardWebGPU);
+  reg(BN_TRAIN_GRAD_KERNEL, "webgpu", bnBackwardWebGPU);
 
   reg(XS_DEPTHWISE, "cpu", dwForwardStockKernel);
   reg(XS_DEPTHWISE_BACKPROP_INPUT, "cpu", dwInputGradStockKernel);
@@ -78,12 +88,23 @@ export function registerXsKernels(): void {
   reg(XS_RANDOM_MASK, "cpu", randomMaskCpu);
   reg(XS_CUTMIX_CE, "cpu", crossEntropyCpu);
   reg(XS_CUTMIX_CE_GRAD, "cpu", crossEntropyGradCpu);
-  registerCrossEntropyGradient();
-  registerBatchNormKernels();
+  reg(BN_TRAIN_KERNEL, "cpu", bnForwardCpu);
+  reg(BN_TRAIN_GRAD_KERNEL, "cpu", bnBackwardCpu);
   // Gradients are backend independent; another copy of this module may have registered them.
-  const grad = (kernelName: string, inputsToSave: string[], gradFunc: tf.GradFunc) => {
-    if (tf.getGradient(kernelName) === undefined) tf.registerGradient({ kernelName, inputsToSave, gradFunc });
+  const grad = (
+    kernelName: string,
+    inputsToSave: string[],
+    gradFunc: tf.GradFunc,
+    outputsToSave?: boolean[],
+  ) => {
+    if (tf.getGradient(kernelName) === undefined) {
+      tf.registerGradient({ kernelName, inputsToSave, outputsToSave, gradFunc });
+    }
   };
+
+  grad(XS_CUTMIX_CE, ["logits", "yA", "yB", "scalars"], crossEntropyGrad);
+  // BatchNorm saves its batch statistics (output 1) for the backward kernel.
+  grad(BN_TRAIN_KERNEL, ["x", "gamma", "beta"], batchNormTrainGrad, [false, true]);
 
   grad(XS_DEPTHWISE, ["x", "filter"], (dy, saved, attrs) => {
     const [x, filter] = saved;
