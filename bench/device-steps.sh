@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The device measurement of issue 11, in priority order, each part bounded; logs and JSON go to $OUT
+# The device measurement of BENCHMARKS.md ("Running on a lent GPU": recorded vs eager step, PyTorch
+# anchor, real training loop), in priority order, each part bounded; logs and JSON go to $OUT
 # (at most 8 files come back: main.log, torch.json, step_mobilenet_<size>.json ×2, step_all.json,
 # train1.log, train10.log, epochs10.csv). Runs from .devkit/ on the GPU machine:
 #   bash .devkit/on-device.sh bash .devkit/steps.sh        (carry: .devkit; timeout ~560 s)

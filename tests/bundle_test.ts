@@ -8,12 +8,9 @@
  * `XS_REQUIRE_DATA=1` (CI), which makes that a failure.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { runDeno } from "./cli.ts";
+import { FASHION_MNIST, fashionMnistTest, haveFashionMnist, requireData, runDeno } from "./cli.ts";
 
-const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
-const haveData = await Deno.stat(`${FASHION_MNIST}/t10k-labels-idx1-ubyte.gz`).then(() => true, () => false);
-const required = Deno.env.get("XS_REQUIRE_DATA") === "1";
-if (!haveData && !required) {
+if (!haveFashionMnist && !requireData) {
   console.warn(
     `bundle_test: skipped: no Fashion-MNIST in ${FASHION_MNIST} (apt install dataset-fashion-mnist)`,
   );
@@ -26,11 +23,9 @@ async function deno(args: string[], cwd: string): Promise<{ code: number; out: s
   return { code: r.code, out: `${r.out}${r.err}` };
 }
 
-Deno.test({
-  name: "bundled tasks start without node_modules; bundled train runs a tiny epoch from an empty folder",
-  ignore: !haveData && !required,
-  async fn() {
-    assert(haveData, `XS_REQUIRE_DATA=1 but ${FASHION_MNIST} has no Fashion-MNIST`);
+fashionMnistTest(
+  "bundled tasks start without node_modules; bundled train runs a tiny epoch from an empty folder",
+  async () => {
     const dir = await Deno.makeTempDir({ prefix: "xs-bundle-" });
     try {
       for (const task of ["train", "bench_step", "doctor"]) {
@@ -78,4 +73,4 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
-});
+);

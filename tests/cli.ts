@@ -1,6 +1,8 @@
 /**
  * Running xscore's tasks as a user does: a child `deno` process with the permissions deno.json grants
- * the task, colours off, its exit code and output collected.
+ * the task, colours off, its exit code and output collected. Also the shared skip rules of tests that
+ * need something outside the repository: Debian's Fashion-MNIST ({@link fashionMnistTest}) and a
+ * Python reference ({@link pythonProbe}, {@link pythonTest}).
  *
  * @module
  */
@@ -19,12 +21,61 @@ export const haveFashionMnist: boolean = await Deno.stat(`${FASHION_MNIST}/t10k-
 export function fashionMnistTest(name: string, fn: (t: Deno.TestContext) => Promise<void>): void {
   Deno.test({
     name,
-    ignore: !haveFashionMnist && Deno.env.get("XS_REQUIRE_DATA") !== "1",
+    ignore: !haveFashionMnist && !requireData,
     async fn(t) {
       if (!haveFashionMnist) {
         throw new Error(
           `XS_REQUIRE_DATA=1 but ${FASHION_MNIST} has no Fashion-MNIST (apt install dataset-fashion-mnist)`,
         );
+      }
+      await fn(t);
+    },
+  });
+}
+
+/** Whether a missing {@link FASHION_MNIST} fails the tests that need it (`XS_REQUIRE_DATA=1`, CI). */
+export const requireData: boolean = Deno.env.get("XS_REQUIRE_DATA") === "1";
+
+/** The Python that runs the reference scripts: `XS_PYTHON`, or /usr/bin/python3. */
+export const PYTHON: string = Deno.env.get("XS_PYTHON") ?? "/usr/bin/python3";
+
+/** Whether a missing Python reference fails the tests that need it (`XS_REQUIRE_TORCH=1`, CI). */
+export const requireTorch: boolean = Deno.env.get("XS_REQUIRE_TORCH") === "1";
+
+/**
+ * Why `PYTHON args…` cannot serve as a reference here, or undefined when it can (it exits 0): no
+ * `--allow-run` permission for {@link PYTHON}, it does not start, or it exits non-zero (then the
+ * reason is `${PYTHON} ${cannot}`, followed by the probe's stdout when it printed one).
+ */
+export async function pythonProbe(args: string[], cannot: string): Promise<string | undefined> {
+  if ((await Deno.permissions.query({ name: "run", command: PYTHON })).state !== "granted") {
+    return `no --allow-run permission for ${PYTHON}`;
+  }
+  try {
+    const out = await new Deno.Command(PYTHON, { args, stdout: "piped", stderr: "null" }).output();
+    if (out.code === 0) return undefined;
+    const said = new TextDecoder().decode(out.stdout).trim();
+    return `${PYTHON} ${cannot}${said ? `: ${said}` : ""}`;
+  } catch (err) {
+    return `${PYTHON} does not run: ${(err as Error).message}`;
+  }
+}
+
+/**
+ * A test that needs a Python reference whose {@link pythonProbe} said `missing`: ignored while it is
+ * missing, unless `XS_REQUIRE_TORCH=1` (CI), which makes it a failure naming `needs` and the reason.
+ */
+export function pythonTest(
+  test: { name: string; missing: string | undefined; needs: string; sanitizeResources?: boolean },
+  fn: (t: Deno.TestContext) => void | Promise<void>,
+): void {
+  Deno.test({
+    name: test.name,
+    ignore: test.missing !== undefined && !requireTorch,
+    sanitizeResources: test.sanitizeResources ?? true,
+    async fn(t) {
+      if (test.missing !== undefined) {
+        throw new Error(`${test.needs} required (XS_REQUIRE_TORCH=1): ${test.missing}`);
       }
       await fn(t);
     },
@@ -67,8 +118,8 @@ export async function runDenoOk(args: string[]): Promise<string> {
  * The `deno run` arguments of deno.json task `task` (its own, narrow permissions) followed by `args`.
  * `writeTo`, when given, replaces the task's `--allow-write=` list, for runs into a temporary folder.
  */
-export async function taskArgs(task: string, args: string[], writeTo?: string): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.json`));
+export function taskArgsSync(task: string, args: string[], writeTo?: string): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}/deno.json`));
   const command: string | undefined = config.tasks[task]?.command;
   const words = command?.split(/\s+/) ?? [];
   if (words[0] !== "deno") throw new Error(`deno.json task "${task}" is not a deno command: ${command}`);
@@ -81,24 +132,22 @@ export async function taskArgs(task: string, args: string[], writeTo?: string): 
   return [...perms, ...args];
 }
 
+/** {@link taskArgsSync}, for callers that await. */
+export function taskArgs(task: string, args: string[], writeTo?: string): Promise<string[]> {
+  return Promise.resolve().then(() => taskArgsSync(task, args, writeTo));
+}
+
 /** Runs deno.json task `task` with its own permissions and `args`. */
 export async function runTask(task: string, ...args: string[]): Promise<ChildOutput> {
   return runDeno(await taskArgs(task, args));
 }
 
 /**
- * `deno` arguments that run `tasks/train.ts` as `deno task train` does (its narrow permissions:
- * write only the cache and `out`), with `flags` and `--out out`.
+ * `deno` arguments that run `tasks/train.ts` exactly as `deno task train` does — deno.json's "train"
+ * command, its narrow permissions included — except that it writes the cache and `out` instead of the
+ * cache and `runs/`; then `flags` and `--out out`. Relative paths in those permissions (the cache,
+ * sharp's native library) resolve against the child's working directory: the repository root.
  */
 export function trainCliArgs(out: string, flags: string[]): string[] {
-  return [
-    "run",
-    "--allow-read",
-    `--allow-write=.cache,${out}`,
-    "--allow-ffi",
-    "--allow-env",
-    "tasks/train.ts",
-    ...flags,
-    ...["--out", out],
-  ];
+  return taskArgsSync("train", [...flags, "--out", out], `.cache,${out}`);
 }

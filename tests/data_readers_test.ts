@@ -4,7 +4,7 @@
  * install (/usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist).
  */
 import { strict as assert } from "node:assert";
-import { runTask } from "./cli.ts";
+import { FASHION_MNIST, fashionMnistTest, PYTHON, pythonProbe, pythonTest, runTask } from "./cli.ts";
 import { join } from "node:path";
 import { BuildInterrupted, type CacheManifest, openCache } from "../data/cache/mod.ts";
 import { prepareDataset, type PrepareOptions } from "../data/datasets.ts";
@@ -178,20 +178,10 @@ Deno.test("fashion-mnist fixture: gzipped IDX, 1 channel, exact pixels", async (
   await Deno.remove(root, { recursive: true });
 });
 
-const REAL_FM = "/usr/share/datasets/fashion-mnist";
-const haveRealFm = (() => {
-  try {
-    return Deno.statSync(join(REAL_FM, "train-labels-idx1-ubyte.gz")).isFile;
-  } catch {
-    return false;
-  }
-})();
-
-Deno.test({
-  name: "fashion-mnist real data: 60,000 / 10,000, 6,000 / 1,000 per class, first label from the IDX file",
-  ignore: !haveRealFm && Deno.env.get("XS_REQUIRE_DATA") !== "1", // XS_REQUIRE_DATA=1 (CI): missing data fails
-  fn: async () => {
-    assert.ok(haveRealFm, `XS_REQUIRE_DATA=1 but ${REAL_FM} has no Fashion-MNIST`);
+// Ignored without Debian's Fashion-MNIST; XS_REQUIRE_DATA=1 (CI) makes that a failure (tests/cli.ts).
+fashionMnistTest(
+  "fashion-mnist real data: 60,000 / 10,000, 6,000 / 1,000 per class, first label from the IDX file",
+  async () => {
     const root = await tmp();
     const cacheDir = join(root, "cache");
     const r = await prep({ dataset: "fashion-mnist", cacheDir });
@@ -201,8 +191,8 @@ Deno.test({
     assert.deepEqual(m.splits.train.perClass, new Array(10).fill(6_000));
     assert.deepEqual(m.splits.test.perClass, new Array(10).fill(1_000));
     // Independent read: labels start at byte 8 of the IDX label file, images at byte 16.
-    const labels = await maybeGunzip(await Deno.readFile(join(REAL_FM, "train-labels-idx1-ubyte.gz")));
-    const images = await maybeGunzip(await Deno.readFile(join(REAL_FM, "train-images-idx3-ubyte.gz")));
+    const labels = await maybeGunzip(await Deno.readFile(join(FASHION_MNIST, "train-labels-idx1-ubyte.gz")));
+    const images = await maybeGunzip(await Deno.readFile(join(FASHION_MNIST, "train-images-idx3-ubyte.gz")));
     const cache = await openCache(cacheDir);
     const train = await cache.split("train");
     assert.equal(train.labels[0], labels[8]);
@@ -211,7 +201,7 @@ Deno.test({
     cache.close();
     await Deno.remove(root, { recursive: true });
   },
-});
+);
 
 // ---------------------------------------------------------------------------------------------
 // Image-file datasets
@@ -294,63 +284,53 @@ Deno.test("numpy RandomState and sklearn's stratified split reproduce numpy's ow
   ]);
 });
 
-const PYTHON = Deno.env.get("XS_PYTHON") ?? "/usr/bin/python3";
 const SKLEARN_SCRIPT = new URL("./sklearn_split_reference.py", import.meta.url).pathname;
 /** Why scikit-learn cannot run here (undefined when it can). `XS_REQUIRE_TORCH=1` makes it a failure. */
-const noSklearn = await (async () => {
-  if ((await Deno.permissions.query({ name: "run", command: PYTHON })).state !== "granted") {
-    return `no --allow-run permission for ${PYTHON}`;
-  }
-  try {
-    const out = await new Deno.Command(PYTHON, { args: [SKLEARN_SCRIPT, "--check"], stdout: "piped" })
-      .output();
-    return out.code === 0 ? undefined : `${PYTHON} cannot import sklearn (install python3-sklearn)`;
-  } catch (err) {
-    return `${PYTHON} does not run: ${(err as Error).message}`;
-  }
-})();
+const noSklearn = await pythonProbe(
+  [SKLEARN_SCRIPT, "--check"],
+  "cannot import sklearn (install python3-sklearn)",
+);
 
-Deno.test({
+pythonTest({
   name: "sklearn train_test_split itself (run now) gives the HAM10000 split members our reader computes",
-  ignore: noSklearn !== undefined && Deno.env.get("XS_REQUIRE_TORCH") !== "1",
-  fn: async () => {
-    assert.ok(noSklearn === undefined, `scikit-learn required (XS_REQUIRE_TORCH=1): ${noSklearn}`);
-    // HAM10000's class sizes (docs/protocol.md §2.4): in class order, shuffled, and a small set with a tiny class.
-    const counts = [327, 514, 1099, 115, 1113, 6705, 142];
-    const sorted: number[] = [];
-    counts.forEach((k, c) => sorted.push(...new Array(k).fill(c)));
-    const shuffled = sorted.slice();
-    new NumpyRandomState(1).shuffle(shuffled);
-    const small: number[] = [];
-    [33, 51, 110, 12, 111, 670, 14].forEach((k, c) => small.push(...new Array(k).fill(c)));
-    new NumpyRandomState(1).shuffle(small);
-    const cases = [
-      { labels: sorted, seed: 42 },
-      { labels: shuffled, seed: 42 },
-      { labels: small, seed: 42 },
-      { labels: small, seed: 0 },
-    ];
-    const dir = await tmp();
-    await Deno.writeTextFile(join(dir, "cases.json"), JSON.stringify(cases));
-    const out = await new Deno.Command(PYTHON, {
-      args: [SKLEARN_SCRIPT, join(dir, "cases.json")],
-      stdout: "piped",
-    })
-      .output();
-    assert.equal(out.code, 0, "sklearn_split_reference.py failed");
-    const want = JSON.parse(new TextDecoder().decode(out.stdout)) as {
-      first: number[][];
-      second: number[][];
-    }[];
-    cases.forEach((c, i) => {
-      const first = sklearnStratifiedSplit(c.labels, 0.15, c.seed);
-      const second = sklearnStratifiedSplit(first.train.map((k) => c.labels[k]), 0.17647058823529413, c.seed);
-      const what = `case ${i} (n ${c.labels.length}, seed ${c.seed})`;
-      assert.deepEqual([first.train, first.test], want[i].first, `${what}: first split`);
-      assert.deepEqual([second.train, second.test], want[i].second, `${what}: second split`);
-    });
-    await Deno.remove(dir, { recursive: true });
-  },
+  missing: noSklearn,
+  needs: "scikit-learn",
+}, async () => {
+  // HAM10000's class sizes (docs/protocol.md §2.4): in class order, shuffled, and a small set with a tiny class.
+  const counts = [327, 514, 1099, 115, 1113, 6705, 142];
+  const sorted: number[] = [];
+  counts.forEach((k, c) => sorted.push(...new Array(k).fill(c)));
+  const shuffled = sorted.slice();
+  new NumpyRandomState(1).shuffle(shuffled);
+  const small: number[] = [];
+  [33, 51, 110, 12, 111, 670, 14].forEach((k, c) => small.push(...new Array(k).fill(c)));
+  new NumpyRandomState(1).shuffle(small);
+  const cases = [
+    { labels: sorted, seed: 42 },
+    { labels: shuffled, seed: 42 },
+    { labels: small, seed: 42 },
+    { labels: small, seed: 0 },
+  ];
+  const dir = await tmp();
+  await Deno.writeTextFile(join(dir, "cases.json"), JSON.stringify(cases));
+  const out = await new Deno.Command(PYTHON, {
+    args: [SKLEARN_SCRIPT, join(dir, "cases.json")],
+    stdout: "piped",
+  })
+    .output();
+  assert.equal(out.code, 0, "sklearn_split_reference.py failed");
+  const want = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    first: number[][];
+    second: number[][];
+  }[];
+  cases.forEach((c, i) => {
+    const first = sklearnStratifiedSplit(c.labels, 0.15, c.seed);
+    const second = sklearnStratifiedSplit(first.train.map((k) => c.labels[k]), 0.17647058823529413, c.seed);
+    const what = `case ${i} (n ${c.labels.length}, seed ${c.seed})`;
+    assert.deepEqual([first.train, first.test], want[i].first, `${what}: first split`);
+    assert.deepEqual([second.train, second.test], want[i].second, `${what}: second split`);
+  });
+  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("ham10000: sorted dx classes, sklearn's 70/15/15 split (random_state 42), persisted", async () => {

@@ -9,21 +9,13 @@ import { reencodeJpeg } from "../data/images.ts";
 import { defaultCacheDir, prepareDataset, referenceJpegQuality } from "../data/datasets.ts";
 import { openCache } from "../data/cache/mod.ts";
 import { writeDogs } from "./fixtures.ts";
+import { PYTHON, pythonProbe, pythonTest } from "./cli.ts";
 
-const PYTHON = Deno.env.get("XS_PYTHON") ?? "/usr/bin/python3";
 /** Why PIL cannot run here (undefined when it can). `XS_REQUIRE_TORCH=1` makes it a failure. */
-const noPil = await (async () => {
-  if ((await Deno.permissions.query({ name: "run", command: PYTHON })).state !== "granted") {
-    return `no --allow-run permission for ${PYTHON}`;
-  }
-  try {
-    const out = await new Deno.Command(PYTHON, { args: ["-c", "import PIL, numpy"], stderr: "null" })
-      .output();
-    return out.code === 0 ? undefined : `${PYTHON} cannot import PIL and numpy (install python3-pil)`;
-  } catch (err) {
-    return `${PYTHON} does not run: ${(err as Error).message}`;
-  }
-})();
+const noPil = await pythonProbe(
+  ["-c", "import PIL, numpy"],
+  "cannot import PIL and numpy (install python3-pil)",
+);
 
 /** A 256x256 RGB test card: gradients plus seeded noise (JPEG blocks of every kind). */
 function testCard(): Uint8Array {
@@ -39,33 +31,32 @@ function testCard(): Uint8Array {
   return px;
 }
 
-Deno.test({
+pythonTest({
   name: "JPEG quality 75 round trip equals PIL's save(..., 'JPEG') + open, pixel for pixel",
-  ignore: noPil !== undefined && Deno.env.get("XS_REQUIRE_TORCH") !== "1",
-  fn: async () => {
-    assert(noPil === undefined, `PIL required (XS_REQUIRE_TORCH=1): ${noPil}`);
-    const dir = await Deno.makeTempDir();
-    try {
-      const px = testCard();
-      await Deno.writeFile(`${dir}/in.raw`, px);
-      const script = "import io, sys, numpy as np\nfrom PIL import Image\n" +
-        "a = np.fromfile(sys.argv[1], dtype=np.uint8).reshape(256, 256, 3)\n" +
-        "b = io.BytesIO(); Image.fromarray(a).save(b, 'JPEG', quality=75); b.seek(0)\n" +
-        "np.asarray(Image.open(b).convert('RGB')).tofile(sys.argv[2])\n";
-      const out = await new Deno.Command(PYTHON, { args: ["-c", script, `${dir}/in.raw`, `${dir}/pil.raw`] })
-        .output();
-      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
-      const pil = await Deno.readFile(`${dir}/pil.raw`);
-      const ours = await reencodeJpeg(px, 256, 256, 3, 75);
-      let diff = 0;
-      for (let i = 0; i < px.length; i++) diff = Math.max(diff, Math.abs(pil[i] - ours[i]));
-      assertEquals(diff, 0);
-      // A real round trip: the JPEG is lossy on this card.
-      assert(ours.some((v, i) => v !== px[i]));
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+  missing: noPil,
+  needs: "PIL",
+}, async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const px = testCard();
+    await Deno.writeFile(`${dir}/in.raw`, px);
+    const script = "import io, sys, numpy as np\nfrom PIL import Image\n" +
+      "a = np.fromfile(sys.argv[1], dtype=np.uint8).reshape(256, 256, 3)\n" +
+      "b = io.BytesIO(); Image.fromarray(a).save(b, 'JPEG', quality=75); b.seek(0)\n" +
+      "np.asarray(Image.open(b).convert('RGB')).tofile(sys.argv[2])\n";
+    const out = await new Deno.Command(PYTHON, { args: ["-c", script, `${dir}/in.raw`, `${dir}/pil.raw`] })
+      .output();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    const pil = await Deno.readFile(`${dir}/pil.raw`);
+    const ours = await reencodeJpeg(px, 256, 256, 3, 75);
+    let diff = 0;
+    for (let i = 0; i < px.length; i++) diff = Math.max(diff, Math.abs(pil[i] - ours[i]));
+    assertEquals(diff, 0);
+    // A real round trip: the JPEG is lossy on this card.
+    assert(ours.some((v, i) => v !== px[i]));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("Stanford Dogs: the reference preset's cache holds the JPEG-75 round trip of the paper cache's images", async () => {

@@ -2,7 +2,11 @@
  * metrics.jsonl and TensorBoard event files. The event files are read back by a second decoder
  * written here from the format (TFRecord framing, masked CRC-32C computed bit by bit, protobuf wire
  * format), independent of train/tensorboard.ts's table CRC and encoder; CRC-32C itself is checked
- * against the published check value and RFC 3720's test vectors.
+ * against the published check value and RFC 3720's test vectors. That decoder checks everything
+ * TensorBoard's loader reads from our files (record framing, both masked CRCs, the Event's wall_time,
+ * step, file_version and summary values with their tags and simple_value), so there is no test through
+ * the `tensorboard` Python package: it needs protobuf >= 5, which Debian 12 (CI) lacks, and CI fails
+ * on any test it would have to ignore.
  */
 import { assert, assertEquals } from "./assert.ts";
 import { crc32c } from "../train/tensorboard.ts";
@@ -177,58 +181,3 @@ Deno.test("metrics: jsonl lines as they happen, TensorBoard events readable, res
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** Reads an event file with the `tensorboard` Python package's own loader. */
-async function tensorboardPackage(path: string): Promise<{ step: number; tag: string; value: number }[]> {
-  const script = `
-import json, sys
-from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-out = []
-for e in EventFileLoader(sys.argv[1]).Load():
-    for v in e.summary.value:
-        out.append({"step": e.step, "tag": v.tag, "value": v.simple_value})
-print(json.dumps(out))
-`;
-  const p = await new Deno.Command("/usr/bin/python3", {
-    args: ["-c", script, path],
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  assertEquals(p.code, 0, new TextDecoder().decode(p.stderr));
-  return JSON.parse(new TextDecoder().decode(p.stdout));
-}
-
-const haveTensorboard = await new Deno.Command("/usr/bin/python3", {
-  args: ["-c", "import tensorboard.backend.event_processing.event_file_loader"],
-  stdout: "null",
-  stderr: "null",
-}).output().then((p) => p.code === 0, () => false);
-if (!haveTensorboard) {
-  console.warn(
-    "metrics_test: no Python tensorboard package; its reader test is skipped (the independent decoder runs)",
-  );
-}
-
-// Registered only where the package imports (it needs protobuf >= 5, which Debian 12 lacks): the
-// independent decoder above is the truth everywhere, and an ignored test would read as green in CI.
-if (haveTensorboard) {
-  Deno.test({
-    name: "TensorBoard: the tensorboard package's own event loader reads our file",
-    fn: async () => {
-      const dir = await Deno.makeTempDir();
-      try {
-        const log = await MetricsLog.open(`${dir}/metrics.jsonl`, { tensorboard: `${dir}/tb` });
-        log.step(step(1, 2, 2.25));
-        log.step(step(1, 4, 1.75));
-        log.close();
-        const file = [...Deno.readDirSync(`${dir}/tb`)].map((e) => `${dir}/tb/${e.name}`)[0];
-        const read = await tensorboardPackage(file);
-        const losses = read.filter((r) => r.tag === "train/loss").map((r) => [r.step, r.value]);
-        assertEquals(losses, [[2, 2.25], [4, 1.75]]);
-      } finally {
-        await Deno.remove(dir, { recursive: true });
-      }
-    },
-  });
-}

@@ -24,13 +24,12 @@ import { type Tensor, tf } from "../runtime/tf.ts";
 import { Rng } from "../runtime/rng.ts";
 import { withBatchNormMomentumOne, withoutRandomness } from "./model_hooks.ts";
 import { CANONICAL_MODELS } from "../score/xscore.ts";
+import { PYTHON, pythonProbe, pythonTest, requireTorch } from "./cli.ts";
 
 /** The 11 models of the paper (score/xscore.ts's fixed list, not the registry: an unregistered one fails here). */
 export const PARITY_MODELS: readonly string[] = CANONICAL_MODELS;
 
-const PYTHON = Deno.env.get("XS_PYTHON") ?? "/usr/bin/python3";
 const SCRIPT = new URL("./parity_reference.py", import.meta.url).pathname;
-const REQUIRE = Deno.env.get("XS_REQUIRE_TORCH") === "1";
 /** One configuration of the harness. */
 export interface ParityConfig {
   /** Test-name prefix. */
@@ -69,28 +68,8 @@ const GRADS_GLOBAL_TOL = 1e-3;
 const STATS_TOL = 1e-4;
 
 /** Why the reference cannot run here, or undefined when it can. */
-async function referenceMissing(): Promise<string | undefined> {
-  if ((await Deno.permissions.query({ name: "run", command: PYTHON })).state !== "granted") {
-    return `no --allow-run permission for ${PYTHON}`;
-  }
-  try {
-    const out = await new Deno.Command(PYTHON, {
-      args: [SCRIPT, "--check"],
-      stdout: "piped",
-      stderr: "piped",
-    })
-      .output();
-    if (out.code !== 0) {
-      return `${PYTHON} cannot import torch/torchvision/timm: ${new TextDecoder().decode(out.stdout).trim()}`;
-    }
-  } catch (err) {
-    return `${PYTHON} does not run: ${(err as Error).message}`;
-  }
-  return undefined;
-}
-
-const missing = await referenceMissing();
-if (missing && !REQUIRE) {
+const missing = await pythonProbe([SCRIPT, "--check"], "cannot import torch/torchvision/timm");
+if (missing && !requireTorch) {
   console.warn(
     `parity_test: PyTorch reference unavailable (${missing}); ignoring. Install python3-torch ` +
       `python3-torchvision and timm, or set XS_REQUIRE_TORCH=1 to make this a failure.`,
@@ -265,61 +244,60 @@ export function registerParityTests(config: ParityConfig): void {
   const cfg = { ...config, size: Number(Deno.env.get("XS_PARITY_SIZE") ?? config.size) };
   let pending: Promise<Record<string, ParityResult>> | undefined;
   for (const id of PARITY_MODELS) {
-    Deno.test({
+    pythonTest({
       name:
         `${cfg.tag}: ${id} loads strictly into PyTorch; eval logits, gradients, BN stats match (float64 truth)`,
-      ignore: missing !== undefined && !REQUIRE,
+      missing,
+      needs: "PyTorch reference",
       sanitizeResources: false,
-      fn: async () => {
-        assert(missing === undefined, `PyTorch reference required (XS_REQUIRE_TORCH=1): ${missing}`);
-        const r = (await (pending ??= parity(cfg)))[id];
-        assert(r, `${id}: no result from parity_reference.py`);
-        assert(!r.error, `${id}: ${r.error}`);
-        const what = `${id} vs ${r.reference} (${cfg.backend}, ${cfg.kernels}, ${cfg.size} px)`;
-        assert(
-          r.logits_rel <= LOGITS_TOL,
-          `${what}: eval logits differ by ${r.logits_rel.toExponential(2)} rel`,
-        );
-        assert(
-          r.logits_spread > 0.01,
-          `${what}: eval logits hardly depend on the input (${r.logits_spread})`,
-        );
-        const bigTol = Math.max(LOGITS_TOL, 10 * r.logits_big_f32);
-        assert(
-          r.logits_big_rel <= bigTol,
-          `${what}: eval logits of the images ×${BIG} differ by ${r.logits_big_rel.toExponential(2)} rel`,
-        );
-        // Train mode: float64 truth, tolerance 1e-4 or 10x PyTorch float32's own distance from it.
-        const trainTol = Math.max(LOGITS_TOL, 10 * (r.train_logits_f32 ?? 0));
-        assert(
-          r.train_logits_rel <= trainTol,
-          `${what}: train logits differ by ${
-            r.train_logits_rel.toExponential(2)
-          } (PyTorch float32: ${r.train_logits_f32})`,
-        );
-        assert(r.grads_checked > 0, `${what}: no gradient compared`);
-        const factor = cfg.gradsGlobalFactor?.[id] ?? 10;
-        const globalTol = Math.max(GRADS_GLOBAL_TOL, factor * (r.grads_global_f32 ?? 0));
-        assert(
-          r.grads_global <= globalTol,
-          `${what}: gradients ${
-            r.grads_global.toExponential(2)
-          } off in L2 (PyTorch float32: ${r.grads_global_f32})`,
-        );
-        assert(
-          r.grads_ratio <= (cfg.gradRatio ?? GRAD_RATIO),
-          `${what}: gradient of ${r.grads_ratio_worst} is ${
-            r.grads_ratio.toFixed(1)
-          }x further from float64 than ` +
-            `max(1e-4, PyTorch float32) allows ${cfg.gradRatio ?? GRAD_RATIO}x (worst relative: ${
-              r.grads_rel.toExponential(2)
-            }, ${r.grads_worst})`,
-        );
-        assert(
-          r.running_stats_rel <= (cfg.statsTol ?? STATS_TOL),
-          `${what}: running stats differ by ${r.running_stats_rel}`,
-        );
-      },
+    }, async () => {
+      const r = (await (pending ??= parity(cfg)))[id];
+      assert(r, `${id}: no result from parity_reference.py`);
+      assert(!r.error, `${id}: ${r.error}`);
+      const what = `${id} vs ${r.reference} (${cfg.backend}, ${cfg.kernels}, ${cfg.size} px)`;
+      assert(
+        r.logits_rel <= LOGITS_TOL,
+        `${what}: eval logits differ by ${r.logits_rel.toExponential(2)} rel`,
+      );
+      assert(
+        r.logits_spread > 0.01,
+        `${what}: eval logits hardly depend on the input (${r.logits_spread})`,
+      );
+      const bigTol = Math.max(LOGITS_TOL, 10 * r.logits_big_f32);
+      assert(
+        r.logits_big_rel <= bigTol,
+        `${what}: eval logits of the images ×${BIG} differ by ${r.logits_big_rel.toExponential(2)} rel`,
+      );
+      // Train mode: float64 truth, tolerance 1e-4 or 10x PyTorch float32's own distance from it.
+      const trainTol = Math.max(LOGITS_TOL, 10 * (r.train_logits_f32 ?? 0));
+      assert(
+        r.train_logits_rel <= trainTol,
+        `${what}: train logits differ by ${
+          r.train_logits_rel.toExponential(2)
+        } (PyTorch float32: ${r.train_logits_f32})`,
+      );
+      assert(r.grads_checked > 0, `${what}: no gradient compared`);
+      const factor = cfg.gradsGlobalFactor?.[id] ?? 10;
+      const globalTol = Math.max(GRADS_GLOBAL_TOL, factor * (r.grads_global_f32 ?? 0));
+      assert(
+        r.grads_global <= globalTol,
+        `${what}: gradients ${
+          r.grads_global.toExponential(2)
+        } off in L2 (PyTorch float32: ${r.grads_global_f32})`,
+      );
+      assert(
+        r.grads_ratio <= (cfg.gradRatio ?? GRAD_RATIO),
+        `${what}: gradient of ${r.grads_ratio_worst} is ${
+          r.grads_ratio.toFixed(1)
+        }x further from float64 than ` +
+          `max(1e-4, PyTorch float32) allows ${cfg.gradRatio ?? GRAD_RATIO}x (worst relative: ${
+            r.grads_rel.toExponential(2)
+          }, ${r.grads_worst})`,
+      );
+      assert(
+        r.running_stats_rel <= (cfg.statsTol ?? STATS_TOL),
+        `${what}: running stats differ by ${r.running_stats_rel}`,
+      );
     });
   }
 }

@@ -1,9 +1,10 @@
 /**
- * Issue 7 (dispatches per training step): fused Adam against a hand-computed PyTorch step and the
- * plain-ops composition; the fused BatchNorm kernels against a float64 CPU reference and the stock
- * tfjs ops (forward, backward, running stats; odd channel counts, batch 1, H·W not a multiple of
- * the workgroup, multi-chunk reductions, fused ReLU/ReLU6); whole training steps custom vs stock;
- * GPU memory flat over 200 steps. Tiny shapes throughout (llvmpipe).
+ * Fewer dispatches per training step (the custom kernels; BENCHMARKS.md, "Training step: custom vs
+ * stock"): fused Adam against a hand-computed PyTorch step and the plain-ops composition; the fused
+ * BatchNorm kernels against a float64 CPU reference and the stock tfjs ops (forward, backward,
+ * running stats; odd channel counts, batch 1, H·W not a multiple of the workgroup, multi-chunk
+ * reductions, fused ReLU/ReLU6); whole training steps custom vs stock; GPU memory flat over 200
+ * steps. Tiny shapes throughout (llvmpipe).
  */
 import { assert, assertEquals } from "./assert.ts";
 import { type Tensor, tf } from "../runtime/tf.ts";

@@ -1,5 +1,5 @@
 """Writes tests/golden/torchvision_mobilenet_v2.json: the names, shapes and dtypes of torchvision's
-mobilenet_v2(num_classes=10).state_dict(), in order. tests/weights_test.ts checks that xscore's
+mobilenet_v2(num_classes=10).state_dict(), in order. tests/eval_test.ts checks that xscore's
 PyTorch export of its MobileNetV2 has exactly these.
 
 Run from the repository root: /usr/bin/python3 tests/golden/torchvision_state_dicts.py
