@@ -13,7 +13,7 @@ import { readLedgerRecords } from "../train/ledger.ts";
 import { LEDGER_COLUMNS } from "../train/ledger.ts";
 import { decodeSafetensors } from "../train/safetensors.ts";
 import { parseCsv } from "../runtime/csv.ts";
-import { FASHION_MNIST, fashionMnistTest, trainCliArgs } from "./cli.ts";
+import { FASHION_MNIST, fashionMnistTest, PYTHON, requireTorch, trainCliArgs } from "./cli.ts";
 
 fashionMnistTest(
   "e2e: mobilenet on Fashion-MNIST, 4k images × 2 epochs at 32 px with CutMix reaches ≥ 45% on the 10k test set",
@@ -71,7 +71,7 @@ fashionMnistTest(
     // transform done by PIL, classifies the 10k test images as the ledger says — up to a few images
     // whose logits sit within the float32 / resampling differences (PIL's fixed-point weights vs our
     // float ones, ±1 level) of a tie. Needs torch (XS_REQUIRE_TORCH=1 in CI makes it required).
-    const torch = await new Deno.Command("/usr/bin/python3", {
+    const torch = await new Deno.Command(PYTHON, {
       args: [
         new URL("./torch_eval_reference.py", import.meta.url).pathname,
         `${dir}/weights.safetensors`,
@@ -81,7 +81,7 @@ fashionMnistTest(
       stdout: "piped",
       stderr: "piped",
     }).output().catch(() => undefined);
-    if (torch?.code === 0 || Deno.env.get("XS_REQUIRE_TORCH") === "1") {
+    if (torch?.code === 0 || requireTorch) {
       assertEquals(torch?.code, 0, new TextDecoder().decode(torch?.stderr ?? new Uint8Array()));
       const ref = JSON.parse(new TextDecoder().decode(torch!.stdout)) as { n: number; correct: number };
       const ours = Math.round(acc * 100);
