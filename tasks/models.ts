@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { parseCli } from "../runtime/cli.ts";
-import { runMain, UserError } from "../runtime/errors.ts";
+import { intFlag, parseCli } from "../runtime/cli.ts";
+import { runMain } from "../runtime/errors.ts";
 import { Params } from "../models/core.ts";
 import { countModelOps, MODELS } from "../models/registry.ts";
 import { paperParamCount } from "../models/mobilevit.ts";
@@ -155,21 +155,6 @@ export function formatTable(rows: ModelRow[], classes: number, imageSize: number
   ].join("\n");
 }
 
-function parseCount(
-  value: string | undefined,
-  flag: string,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UserError(`${flag} ${value}: expected an integer from ${min} to ${max}`);
-  }
-  return n;
-}
-
 function main(): void {
   const { values: v } = parseCli(Deno.args, {
     usage: USAGE,
@@ -179,9 +164,9 @@ function main(): void {
       json: { type: "boolean" },
     },
   });
-  const classes = parseCount(v.classes, "--classes", 10, 1, 100_000);
+  const classes = intFlag(v.classes, "classes", USAGE, { min: 1, max: 100_000 }) ?? 10;
   // 32 px is the smallest input every model (total stride 32) maps to a non-empty feature map.
-  const imageSize = parseCount(v["image-size"], "--image-size", 224, 32, 4096);
+  const imageSize = intFlag(v["image-size"], "image-size", USAGE, { min: 32, max: 4096 }) ?? 224;
   const rows = modelRows(classes, imageSize);
   if (v.json) console.log(JSON.stringify({ classes, imageSize, rows }, null, 2));
   else console.log(formatTable(rows, classes, imageSize));
