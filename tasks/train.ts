@@ -18,7 +18,7 @@ import { assertWritableDir } from "../runtime/cli.ts";
 import { assertNoDifferingRun } from "../train/identity.ts";
 import { openCache } from "../data/cache/mod.ts";
 import { describePreset, type Preset, presetLabel } from "../train/presets.ts";
-import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
+import { runPaths, train, type TrainSource } from "../train/loop.ts";
 import { appendLedgerRow, checkLedger, findLedgerRun, type LedgerRecord } from "../train/ledger.ts";
 import { evalBatchSize, openTrainSource } from "../train/source.ts";
 import { loadStateDict, readInitWeights } from "../train/weights.ts";
@@ -27,13 +27,10 @@ import {
   lockRunFolder,
   parseTrainArgs,
   runDir,
-  TRAIN_USAGE,
   type TrainArgs,
   withPrepareLock,
 } from "../train/run.ts";
 import { gitVersion } from "../runtime/version.ts";
-
-const USAGE = TRAIN_USAGE;
 
 /**
  * Opens the dataset's cache, preparing it when missing and confirming it against its source
@@ -49,7 +46,7 @@ async function ensureCache(dataset: string, root: string | undefined, preset: st
 }
 
 /** Runs one training job from parsed flags; returns the ledger row written. */
-export async function runTraining(a: TrainArgs): Promise<Record<string, string | number> | undefined> {
+async function runTraining(a: TrainArgs): Promise<Record<string, string | number> | undefined> {
   const info = getDataset(a.dataset);
   modelSpec(a.model);
   // imagefolder:NAME: the protocol of "imagefolder", the identity (ledger, run folder) NAME.
@@ -139,7 +136,7 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
   const model = buildModel(a.model, modelOptions);
   if (init) {
     loadStateDict(model.params, init, a.initFrom!);
-    console.log(`initial weights: ${a.initFrom}`);
+    console.log(`initial weights: ${a.initFrom} (sha256 ${preset.initFrom}…)`);
   }
   const params = model.params.countTrainable();
   console.log(
@@ -196,15 +193,12 @@ export async function runTraining(a: TrainArgs): Promise<Record<string, string |
 }
 
 async function main(): Promise<void> {
+  // --help: HelpRequested, printed by runMain (exit 0).
   const a = parseTrainArgs(Deno.args);
-  if (!a) {
-    console.log(USAGE);
-    return;
-  }
   try {
     await runTraining(a);
   } catch (err) {
-    if (err instanceof NonFiniteLossError) throw new UserError(err.message, 3);
+    // A diverged run is already a UserError with DIVERGED_EXIT_CODE (train/loop.ts, train/health.ts).
     if (err instanceof GpuError) throw new UserError(`${err.message}; rerun with --resume`, 4);
     throw err;
   }

@@ -100,6 +100,12 @@ Deno.test("divergence with a finite loss: exit 3 naming the tensor, last good ch
     assertEquals(await Deno.readFile(runPaths(dir).checkpoint), good);
     assertEquals(await Deno.readFile(runPaths(dir).weights), weights);
     assertEquals((await Deno.readTextFile(runPaths(dir).epochs)).trim().split("\n").length, 2);
+    // Nor does the diverged epoch reach metrics.jsonl (or TensorBoard): epoch 1's record only.
+    const epochs = (await Deno.readTextFile(runPaths(dir).metrics)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    )
+      .filter((r) => r.kind === "epoch").map((r) => r.epoch);
+    assertEquals(epochs, [1]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -147,6 +153,75 @@ Deno.test("resume refuses a checkpoint holding NaN (naming the tensor) and a tru
     await Deno.writeFile(path, new TextEncoder().encode("\x10\0\0\0\0\0\0\0{not json at all"));
     err = await assertRejects(() => loadCheckpoint(path, model.params, adam), UserError);
     assert(err.message.startsWith(`${path}: corrupt checkpoint`), err.message);
+  } finally {
+    disposeAdamState(adam);
+    model.params.dispose();
+    await Deno.remove(dir, { recursive: true });
+    await initRuntime();
+  }
+});
+
+Deno.test("safetensors: a header entry without a shape, or data not matching its shape, is one line naming the file (checkpoint, --init-from, eval)", async () => {
+  /** A safetensors file with this header (JSON) and data, as a tampered or foreign writer leaves it. */
+  const raw = (header: Record<string, unknown>, data: number) => {
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const out = new Uint8Array(8 + json.length + data);
+    new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+    out.set(json, 8);
+    return out;
+  };
+  const cases = [
+    { bytes: raw({ w: { dtype: "F32", data_offsets: [0, 8] } }, 8), why: "w has no valid shape" },
+    {
+      bytes: raw({ w: { dtype: "F32", shape: null, data_offsets: [0, 8] } }, 8),
+      why: "w has no valid shape",
+    },
+    {
+      bytes: raw({ w: { dtype: "F32", shape: [2, -1], data_offsets: [0, 8] } }, 8),
+      why: "w has no valid shape",
+    },
+    {
+      bytes: raw({ w: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, 8),
+      why: "w holds 8 bytes for shape [3]",
+    },
+    {
+      bytes: raw({ w: { dtype: "F32", shape: [1], data_offsets: [0, 8] } }, 8),
+      why: "w holds 8 bytes for shape [1]",
+    },
+    { bytes: raw({ w: { dtype: "F32", shape: [2] } }, 8), why: "w has no valid data_offsets" },
+    {
+      bytes: raw({ w: { dtype: "toString", shape: [2], data_offsets: [0, 8] } }, 8),
+      why: "w has unsupported dtype",
+    },
+    { bytes: raw({ w: 7 }, 8), why: "w has no tensor description" },
+  ];
+  await initRuntime({ backend: "cpu" });
+  const { readInitWeights } = await import("../train/weights.ts");
+  const dir = await Deno.makeTempDir();
+  const model = tinyModel(1);
+  const adam = createAdamState(model.params.trainableVariables());
+  try {
+    for (const { bytes, why } of cases) {
+      const e = assertThrows(() => decodeSafetensors(bytes));
+      assert(e.message.startsWith(`safetensors: ${why}`), e.message);
+      const path = `${dir}/bad.safetensors`;
+      await Deno.writeFile(path, bytes);
+      let err = await assertRejects(() => loadCheckpoint(path, model.params, adam), UserError);
+      assert(err.message.startsWith(`${path}: corrupt checkpoint (${why}`), err.message);
+      assertEquals(err.exitCode, 2);
+      err = await assertRejects(
+        () => readInitWeights(path, "tinynet", { numClasses: 10, imageSize: 32 }),
+        UserError,
+      );
+      assert(err.message.startsWith(`${path}: not a valid safetensors file (${why}`), err.message);
+      assertEquals(err.exitCode, 2);
+      assert(!err.message.includes("\n"), err.message);
+    }
+    // The eval task: one line naming the file, exit 2, no stack trace.
+    const path = `${dir}/noshape.safetensors`;
+    await Deno.writeFile(path, cases[0].bytes);
+    const r = await runTask("eval", "--weights", path, "--model", "tinynet", "--dataset", "fashion-mnist");
+    assertOneLine(r, 2, `${path}: not a valid safetensors file (w has no valid shape`);
   } finally {
     disposeAdamState(adam);
     model.params.dispose();
@@ -414,6 +489,71 @@ Deno.test("train --resume after changing a flag names the differing fields (exit
       skip.out,
     );
     assert(!skip.out.includes("adapter"), skip.out);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("train --init-from is part of the run's identity: its own label, run folder and ledger row; --resume never drops it", async () => {
+  const { argsPreset, parseTrainArgs, runDir } = await import("../train/run.ts");
+  const { presetLabel } = await import("../train/presets.ts");
+  const { LEDGER_COLUMNS } = await import("../train/ledger.ts");
+  const out = `runs/xs-r12-init-${Date.now()}`;
+  try {
+    await Deno.mkdir(out, { recursive: true });
+    const [a, a2, b] = [`${out}/a.safetensors`, `${out}/a2.safetensors`, `${out}/b.safetensors`];
+    await Deno.writeTextFile(a, "weights A");
+    await Deno.writeTextFile(a2, "weights A");
+    await Deno.writeTextFile(b, "weights B");
+    const args = (...extra: string[]) =>
+      parseTrainArgs(["--model", "mobilenet", "--epochs", "3", "--out", out, ...extra]);
+    const scratch = argsPreset(args()), fromA = argsPreset(args("--init-from", a));
+    assertEquals(presetLabel(scratch), "paper;epochs=3");
+    assert(/^paper;epochs=3;initFrom=[0-9a-f]{12}$/.test(presetLabel(fromA)), presetLabel(fromA));
+    assert(runDir(args()) !== runDir(args("--init-from", a)));
+    // The content names the weights, not the path: a copy is the same run, other weights another.
+    assertEquals(presetLabel(argsPreset(args("--init-from", a2))), presetLabel(fromA));
+    assert(presetLabel(argsPreset(args("--init-from", b))) !== presetLabel(fromA));
+    const missing = assertThrows(() => argsPreset(args("--init-from", `${out}/none`)), UserError);
+    assertEquals(missing.message, `--init-from ${out}/none: file not found`);
+
+    // An unfinished from-scratch run: --resume --init-from does not continue it with the file ignored.
+    const scratchDir = runDir(args());
+    await Deno.mkdir(scratchDir, { recursive: true });
+    await Deno.writeTextFile(`${scratchDir}/checkpoint.safetensors`, "x");
+    await Deno.writeTextFile(`${scratchDir}/preset.json`, JSON.stringify({ ...scratch, seed: 1 }));
+    const r = await runTask(
+      "train",
+      ...["--model", "mobilenet", "--epochs", "3", "--resume", "--init-from", a, "--out", out],
+    );
+    assertOneLine(r, 2, "--resume", "initFrom (unset) →", scratchDir);
+
+    // The ledger keeps the two apart: a from-scratch row does not stand for a run from weights.
+    const row = (preset: string) =>
+      LEDGER_COLUMNS.map((c) =>
+        ({ model: "mobilenet", dataset: "fashion-mnist", preset, seed: "1" } as Record<string, string>)[c] ??
+          "0"
+      ).join(",");
+    await Deno.writeTextFile(
+      `${out}/results.csv`,
+      `${LEDGER_COLUMNS.join(",")}\n${row(presetLabel(scratch))}\n${row(presetLabel(fromA))}\n`,
+    );
+    const skip = await runTask(
+      "train",
+      "--model",
+      "mobilenet",
+      "--epochs",
+      "3",
+      "--init-from",
+      a2,
+      "--out",
+      out,
+    );
+    assertEquals(skip.code, 0, skip.err);
+    assert(
+      skip.out.includes(`line 3 already has mobilenet on fashion-mnist (${presetLabel(fromA)}`),
+      skip.out,
+    );
   } finally {
     await Deno.remove(out, { recursive: true });
   }

@@ -20,6 +20,7 @@ import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors, transpose } from "../train/safetensors.ts";
 import { appendLedgerRow, LEDGER_COLUMNS, type LedgerRecord, readLedgerRecords } from "../train/ledger.ts";
 import { NonFiniteLossError, runPaths, train, type TrainSource } from "../train/loop.ts";
+import { DIVERGED_EXIT_CODE } from "../train/health.ts";
 
 /** Thrown from the loop's onStep callback: stands in for SIGKILL mid-epoch. */
 class SimulatedKill extends Error {}
@@ -380,6 +381,8 @@ Deno.test("NaN loss: clear error, non-finite weights never checkpointed, last go
   await runTiny(dir, { killAfterSteps: 6 }).catch((e) => assert(e instanceof SimulatedKill));
   const before = await Deno.readFile(runPaths(dir).checkpoint);
   const err = await assertRejects(() => runTiny(dir, { resume: true, poison: true }), NonFiniteLossError);
+  // One divergence path: a UserError with the exit code of train/health.ts.
+  assert(err instanceof UserError && err.exitCode === DIVERGED_EXIT_CODE, `${err.name} ${err}`);
   assert(err.message.includes("NaN") && err.message.includes("epoch 2"), err.message);
   assert(err.message.includes("checkpoint"), err.message);
   assertEquals(await Deno.readFile(runPaths(dir).checkpoint), before);
@@ -464,6 +467,60 @@ Deno.test("sweep: matrix from flags, skips cells already in the ledger, emits a 
   );
   assertThrows(() => parseSweepArgs(["--models", "a", "--datasets", "b", "--seed", "3"]), UserError);
   await Deno.remove(out, { recursive: true });
+});
+
+Deno.test("train flags: parsed by the CLI convention; bad values are one line naming the flag", async () => {
+  const { parseTrainArgs } = await import("../train/run.ts");
+  const { cellArgs } = await import("../train/sweep.ts");
+  const { HelpRequested, UsageError } = await import("../runtime/errors.ts");
+  const parse = (...args: string[]) => parseTrainArgs(["--model", "mobilenet", ...args]);
+  const a = parse();
+  assertEquals([a.dataset, a.preset, a.seed, a.kernels, a.step, a.out, a.resume, a.logEvery], [
+    "fashion-mnist",
+    "paper",
+    1,
+    "custom",
+    "recorded",
+    "runs",
+    false,
+    25,
+  ]);
+  const b = parse("--seed=0", "--epochs", "7", "--lr-max", "2e-4", "--step", "eager", "--resume");
+  assertEquals([b.seed, b.overrides.epochs, b.overrides.lrMax, b.step, b.resume], [
+    0,
+    7,
+    2e-4,
+    "eager",
+    true,
+  ]);
+  const bad: [string[], string][] = [
+    [["--lr-max", "Infinity"], "--lr-max"],
+    [["--lr-max", "0"], "--lr-max"],
+    [["--seed="], "--seed"],
+    [["--seed", "-1"], "--seed"],
+    [["--epochs", "1e2"], "--epochs"],
+    [["--epochs", "0"], "--epochs"],
+    [["--batch-size", "2.5"], "--batch-size"],
+    [["--log-every", ""], "--log-every"],
+    [["--kernels", "fast"], "--kernels"],
+    [["--step", "replay"], "--step"],
+  ];
+  for (const [args, flag] of bad) {
+    const err = assertThrows(() => parse(...args), UserError);
+    assert(err.message.startsWith(`${flag} `) && !err.message.includes("\n"), `${args}: ${err.message}`);
+    assertEquals(err.exitCode, 2);
+  }
+  assertEquals(assertThrows(() => parse("--epochs", "0")).message, "--epochs 0: expected an integer >= 1");
+  assertEquals(assertThrows(() => parse("--seed=")).message, '--seed "": expected an integer >= 0');
+  assert(assertThrows(() => parse("--frobnicate"), UsageError).message.includes("--frobnicate"));
+  assertThrows(() => parseTrainArgs(["--epochs", "2"]), UsageError);
+  assertThrows(() => parse("--help"), HelpRequested);
+  // The sweep names a bad pass-through flag as its own.
+  const cell = { model: "mobilenet", dataset: "fashion-mnist", seed: 1 };
+  const err = assertThrows(() => cellArgs(cell, ["--frobnicate"]), UserError);
+  assert(!(err instanceof UsageError), err.name);
+  assertEquals(err.message, "unknown flag --frobnicate (a train flag of the sweep)");
+  assertEquals(cellArgs(cell, ["--epochs", "2"]).overrides.epochs, 2);
 });
 
 Deno.test("train CLI: bad input is one line and exit 2", async () => {

@@ -15,7 +15,7 @@ import { decodeSafetensors, encodeSafetensors, type StTensor } from "./safetenso
 import { firstNonFinite } from "./health.ts";
 
 /** Checkpoint format version (bumped on incompatible changes). */
-export const CHECKPOINT_FORMAT = 1;
+const CHECKPOINT_FORMAT = 1;
 
 /** The non-tensor part of a checkpoint (stored as JSON in the safetensors metadata). */
 export interface CheckpointMeta {
@@ -72,6 +72,7 @@ export async function loadCheckpoint(path: string, params: Params, adam: AdamSta
   for (const e of params.entries) {
     const t = tensors.get(`param/${e.name}`);
     if (!t) throw mismatch(`no parameter ${e.name}`);
+    if (t.dtype !== "F32") throw mismatch(`${e.name} is ${t.dtype}, not F32`);
     if (t.shape.join(",") !== e.shape.join(",")) {
       throw mismatch(`${e.name} has shape [${t.shape}], model has [${e.shape}]`);
     }
@@ -79,7 +80,8 @@ export async function loadCheckpoint(path: string, params: Params, adam: AdamSta
   if (tensors.size !== params.entries.length + 2) throw mismatch("parameter count differs");
   if (metadata.adam_sizes !== JSON.stringify(adam.sizes)) throw mismatch("optimizer layout differs");
   for (const k of ["adam/m", "adam/v"]) {
-    if (tensors.get(k)?.data.length !== adam.m.size) throw mismatch(`${k} does not cover the model`);
+    const t = tensors.get(k);
+    if (t?.dtype !== "F32" || t.data.length !== adam.m.size) throw mismatch(`${k} does not cover the model`);
   }
   tf.tidy(() => {
     for (const e of params.entries) {
@@ -97,7 +99,7 @@ export async function loadCheckpoint(path: string, params: Params, adam: AdamSta
  * (bad header, offsets, sizes or metadata) and a tensor holding NaN/Inf are one-line
  * {@link UserError}s naming the file (and the first bad tensor), so a resume never trains on them.
  */
-export async function readCheckpointFile(
+async function readCheckpointFile(
   path: string,
 ): Promise<{ tensors: Map<string, StTensor>; metadata: Record<string, string>; meta: CheckpointMeta }> {
   const bytes = await Deno.readFile(path);
@@ -111,13 +113,8 @@ export async function readCheckpointFile(
   } catch (err) {
     throw corrupt(String((err as Error).message ?? err).replace(/^safetensors: /, ""));
   }
+  // decodeSafetensors has checked every dtype, shape and length against the header.
   const { tensors, metadata } = decoded;
-  for (const [name, t] of tensors) {
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    if (!Array.isArray(t.shape) || t.data.length !== n) {
-      throw corrupt(`${name} holds ${t.data.length} values for shape [${t.shape}]`);
-    }
-  }
   let meta: CheckpointMeta;
   try {
     meta = JSON.parse(metadata?.meta ?? "") as CheckpointMeta;

@@ -1,8 +1,8 @@
 /**
  * Full test-set evaluation of a model in eval mode (BatchNorm running statistics): top-1 and top-5
- * accuracy, the mean cross-entropy loss (no label smoothing) and the confusion matrix. Top-1 is
- * counted from `tf.argMax` exactly as the training loop counts it; the logits also come back to the
- * CPU, where top-5 and the loss are computed in float64.
+ * accuracy, the mean cross-entropy loss (no label smoothing) and the confusion matrix, all from the
+ * logits read back to the CPU once per batch: top-1 is their argmax (the first of equal maxima, as
+ * `tf.argMax` and `torch.argmax` take it), top-5 and the loss are computed in float64.
  *
  * @module
  */
@@ -55,9 +55,8 @@ export type Forward = (x: Tensor) => Tensor;
 
 /**
  * Evaluates a forward pass on every batch (only each batch's first `valid` rows count; each batch's
- * `x` is disposed). Top-1 is `tf.argMax` of the logits, as the training loop has always counted
- * it; top-5, loss and the confusion matrix come from the logits read back. `numClasses` defaults to
- * the width of the logits.
+ * `x` is disposed). Top-1, top-5, loss and the confusion matrix come from the logits read back
+ * ({@link scoreLogits}). `numClasses` defaults to the width of the logits.
  */
 export async function evaluateBatches(
   forward: Forward,
@@ -68,17 +67,17 @@ export async function evaluateBatches(
   let images = 0, correct = 0, top5 = 0, loss = 0;
   for await (const batch of batches) {
     const logits = forward(batch.x);
-    const pred = tf.argMax(logits, 1);
-    const [p, values] = [(await pred.data()) as Int32Array, (await logits.data()) as Float32Array];
+    const values = (await logits.data()) as Float32Array;
     assertGpuHealthy();
     const classes = logits.shape[1]!;
-    tf.dispose([pred, logits, batch.x]);
+    tf.dispose([logits, batch.x]);
     numClasses ??= classes;
     if (classes !== numClasses) {
       throw new Error(`model has ${classes} outputs, the dataset ${numClasses} classes`);
     }
     confusion ??= Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
     const s = scoreLogits(values, classes, batch.labels, batch.valid);
+    const p = s.predictions;
     for (let i = 0; i < batch.valid; i++) {
       const label = batch.labels[i];
       confusion[label][p[i]]++;

@@ -22,7 +22,7 @@ export interface NamedTensor {
 }
 
 /** Every parameter and buffer of `params` (BN statistics included) and Adam's flat moments. */
-export function trainingState(params: Params, adam?: AdamState): NamedTensor[] {
+function trainingState(params: Params, adam?: AdamState): NamedTensor[] {
   const out: NamedTensor[] = [];
   for (const e of params.entries) if (e.variable) out.push({ name: e.name, tensor: e.variable });
   if (adam) {

@@ -20,7 +20,7 @@ function flatten(o: unknown, prefix = "", out: Record<string, string> = {}): Rec
 }
 
 /** The fields (dotted paths) whose values differ between two configurations, with both values. */
-export function differingFields(
+function differingFields(
   saved: Record<string, unknown>,
   now: Record<string, unknown>,
 ): { field: string; saved: string | undefined; now: string | undefined }[] {

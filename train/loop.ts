@@ -23,7 +23,7 @@ import { type CheckpointMeta, loadCheckpoint, saveCheckpoint } from "./checkpoin
 import { encodeSafetensors, torchStateDict } from "./safetensors.ts";
 import { MetricsLog } from "./metrics.ts";
 import { evaluateBatches } from "./evaluate.ts";
-import { assertFiniteState, lastGood } from "./health.ts";
+import { assertFiniteState, DIVERGED_EXIT_CODE, lastGood } from "./health.ts";
 
 /** Where batches come from (an adapter over the data pipeline's loader, or synthetic data in tests). */
 export interface TrainSource {
@@ -99,10 +99,13 @@ export interface RunResult {
   steps: number;
 }
 
-/** The loss became NaN/Inf: the run stopped, its last good checkpoint is kept. */
-export class NonFiniteLossError extends Error {
+/**
+ * The loss became NaN/Inf: the run stopped, its last good checkpoint is kept. A {@link UserError}
+ * with {@link DIVERGED_EXIT_CODE}, like the state check of train/health.ts.
+ */
+export class NonFiniteLossError extends UserError {
   constructor(message: string) {
-    super(message);
+    super(message, DIVERGED_EXIT_CODE);
     this.name = "NonFiniteLossError";
   }
 }
@@ -151,8 +154,9 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
   let steps = start * stepsPerEpoch, sessionSteps = 0, evalSeconds = 0;
   const paths = new Map<StepPath, number>();
   const sessionStart = performance.now();
-  const metrics = await MetricsLog.open(runFiles.metrics, { keepEpochs: start, tensorboard: o.tensorboard });
+  let metrics: MetricsLog | undefined;
   try {
+    metrics = await MetricsLog.open(runFiles.metrics, { keepEpochs: start, tensorboard: o.tensorboard });
     for (let epoch = start; epoch < epochs; epoch++) {
       const t0 = performance.now();
       trainStep.resetMetrics();
@@ -222,6 +226,14 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
       evalSeconds += rec.eval_seconds;
       const perEpoch = ((performance.now() - sessionStart) / 1000) / (epoch + 1 - start);
       log(summaryLine(rec, epochs, perEpoch * (epochs - epoch - 1)));
+      // Weights, BN statistics and Adam moments can hold NaN/Inf while the loss is finite (train/health.ts).
+      await assertFiniteState(
+        model.params,
+        adam,
+        `after epoch ${epoch + 1}`,
+        lastGood(runFiles.checkpoint, epoch),
+      );
+      // Only a finite epoch reaches metrics.jsonl and TensorBoard.
       metrics.epoch({
         epoch: rec.epoch,
         globalStep: steps,
@@ -236,13 +248,6 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
         evalSeconds: rec.eval_seconds,
         imagesPerSecond: rec.images_per_second,
       });
-      // Weights, BN statistics and Adam moments can hold NaN/Inf while the loss is finite (train/health.ts).
-      await assertFiniteState(
-        model.params,
-        adam,
-        `after epoch ${epoch + 1}`,
-        lastGood(runFiles.checkpoint, epoch),
-      );
       await writeFileAtomic(
         runFiles.epochs,
         formatCsv(Object.keys(rec), history.map((r) => Object.values(r))),
@@ -275,7 +280,7 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
     log(`training steps: ${[...paths].map(([p, n]) => `${n} ${p}`).join(", ")}`);
     return summarize(history, runFiles.weights, steps);
   } finally {
-    metrics.close();
+    metrics?.close();
     trainStep.dispose();
     evalForward.dispose();
     disposeAdamState(adam);

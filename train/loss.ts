@@ -45,8 +45,3 @@ export function cutmixSmoothedCrossEntropy(
     return tf.div(tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)))), b);
   });
 }
-
-/** Number of rows whose argmax equals `labels` (a scalar int32 tensor; stays on the device). */
-export function countCorrect(logits: Tensor, labels: Tensor): Tensor {
-  return tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(labels, "int32")), "int32")));
-}

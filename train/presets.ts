@@ -44,6 +44,11 @@ export interface Preset {
   trainLimit?: number;
   /** Evaluate on the first N test images only. */
   testLimit?: number;
+  /**
+   * `--init-from`: the first 12 hex digits of the initial weights file's SHA-256 (undefined: the
+   * seeded initialisation). Part of the run's identity like every override.
+   */
+  initFrom?: string;
   /** Fields set by flags rather than by the preset. */
   overrides: string[];
   /** Why the values differ from the uniform protocol, one line each. */
@@ -123,14 +128,16 @@ export interface PresetOverrides {
   /** Evaluate on the first N test images only (smoke runs; the ledger label records it). */
   testLimit?: number;
   lrMax?: number;
+  /** Content hash of the `--init-from` weights (train/run.ts `initFromDigest`). */
+  initFrom?: string;
 }
 
 /** `preset` with the given fields replaced and recorded in `overrides`. */
 export function applyOverrides(preset: Preset, o: PresetOverrides): Preset {
   const out = structuredClone(preset);
-  for (const [k, v] of Object.entries(o) as [keyof PresetOverrides, number | undefined][]) {
+  for (const [k, v] of Object.entries(o) as [keyof PresetOverrides, number | string | undefined][]) {
     if (v === undefined || out[k] === v) continue;
-    out[k] = v;
+    (out as unknown as Record<string, unknown>)[k] = v;
     out.overrides.push(k);
   }
   return out;
@@ -147,7 +154,8 @@ export function describePreset(p: Preset): string {
       p.data.cutmix ? "on (α=1, every batch)" : "off"
     }` +
     (p.trainLimit ? `, first ${p.trainLimit} training images` : "") +
-    (p.testLimit ? `, first ${p.testLimit} test images` : ""),
+    (p.testLimit ? `, first ${p.testLimit} test images` : "") +
+    (p.initFrom ? `, initial weights sha256 ${p.initFrom}…` : ""),
     `  train: ${ops(p.data.train)}`,
     `  test:  ${ops(p.data.test)}`,
     `  normalise mean ${p.data.mean.join("/")} std ${

@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { UserError } from "../runtime/errors.ts";
+import { createHash } from "node:crypto";
+import { UsageError, UserError } from "../runtime/errors.ts";
+import { choiceFlag, intFlag, numberFlag, parseCli } from "../runtime/cli.ts";
 import { flockHeld, releaseFlock, tryFlock } from "../runtime/fs.ts";
 import type { Ctx } from "../models/core.ts";
 import { applyOverrides, buildPreset, type Preset, presetLabel, type PresetOverrides } from "./presets.ts";
@@ -37,7 +38,8 @@ options:
   --tensorboard DIR  also write TensorBoard event files (scalars) to DIR/<run folder> (under runs/)
   --init-from FILE   start from these weights (safetensors with PyTorch state_dict names, e.g. a
                      weights.safetensors or best.safetensors of another run); names and shapes must
-                     match the model exactly
+                     match the model exactly. The file's content hash joins the run's identity
+                     (preset label initFrom=<sha256 prefix>, run folder, ledger row)
   --help
 
 LR schedule: runs of >= 20 epochs use the reference per-epoch schedule (5 warm-up epochs from
@@ -67,78 +69,82 @@ export interface TrainArgs {
   tensorboard?: string;
 }
 
-function positiveInt(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new UserError(`--${name} ${v}: expected a positive integer`);
-  return n;
+/**
+ * Flag `name`'s `value` parsed by `parse` (runtime/cli.ts intFlag, numberFlag, choiceFlag). A bad
+ * value is one line naming the flag and the value as typed (`--epochs 0: expected an integer >= 1`),
+ * exit 2, without the usage after it: the value is what is wrong, not the command line's shape.
+ */
+function flagValue<T>(name: string, value: string | undefined, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (!(err instanceof UsageError) || value === undefined) throw err;
+    const quoted = `--${name} ${JSON.stringify(value)}: `;
+    const want = err.message.startsWith(quoted) ? err.message.slice(quoted.length) : err.message;
+    const shown = /^[^\s"]+$/.test(value) ? value : JSON.stringify(value);
+    throw new UserError(`--${name} ${shown}: ${want}`);
+  }
 }
 
-/** Parses train flags (also used by the sweep to validate its pass-through flags). */
-export function parseTrainArgs(args: string[]): TrainArgs | undefined {
-  const { values } = parseArgs({
-    args,
+/**
+ * Parses train flags (also used by the sweep to validate its pass-through flags). `--help` throws
+ * HelpRequested, an unknown flag or a missing value {@link UsageError}, a bad value a one-line
+ * {@link UserError} naming the flag.
+ */
+export function parseTrainArgs(args: string[]): TrainArgs {
+  const usage = TRAIN_USAGE;
+  const { values: v } = parseCli(args, {
+    usage,
     options: {
       model: { type: "string" },
-      dataset: { type: "string", default: "fashion-mnist" },
+      dataset: { type: "string" },
       data: { type: "string" },
-      preset: { type: "string", default: "paper" },
+      preset: { type: "string" },
       epochs: { type: "string" },
       "batch-size": { type: "string" },
       "image-size": { type: "string" },
       "train-limit": { type: "string" },
       "test-limit": { type: "string" },
       "lr-max": { type: "string" },
-      seed: { type: "string", default: "1" },
-      kernels: { type: "string", default: "custom" },
-      step: { type: "string", default: "recorded" },
-      out: { type: "string", default: "runs" },
-      resume: { type: "boolean", default: false },
-      force: { type: "boolean", default: false },
-      "log-every": { type: "string", default: "25" },
+      seed: { type: "string" },
+      kernels: { type: "string" },
+      step: { type: "string" },
+      out: { type: "string" },
+      resume: { type: "boolean" },
+      force: { type: "boolean" },
+      "log-every": { type: "string" },
       "init-from": { type: "string" },
       tensorboard: { type: "string" },
-      help: { type: "boolean", default: false },
     },
   });
-  if (values.help) return undefined;
-  if (!values.model) throw new UserError(`--model is required\n${TRAIN_USAGE}`);
-  if (values.kernels !== "custom" && values.kernels !== "stock") {
-    throw new UserError(`--kernels ${values.kernels}: use custom or stock`);
-  }
-  if (values.step !== "recorded" && values.step !== "eager") {
-    throw new UserError(`--step ${values.step}: use recorded or eager`);
-  }
-  const seed = Number(values.seed);
-  if (!Number.isInteger(seed) || seed < 0) {
-    throw new UserError(`--seed ${values.seed}: expected an integer >= 0`);
-  }
-  const lrMax = values["lr-max"] === undefined ? undefined : Number(values["lr-max"]);
-  if (lrMax !== undefined && !(lrMax > 0)) {
-    throw new UserError(`--lr-max ${values["lr-max"]}: expected a number > 0`);
-  }
+  if (!v.model) throw new UsageError("--model is required", usage);
+  const positive = (
+    name: "epochs" | "batch-size" | "image-size" | "train-limit" | "test-limit" | "log-every",
+  ) => flagValue(name, v[name], () => intFlag(v[name], name, usage, { min: 1 }));
+  const kernels = ["custom", "stock"] as const, steps = ["recorded", "eager"] as const;
   return {
-    model: values.model,
-    dataset: values.dataset!,
-    data: values.data,
-    preset: values.preset!,
+    model: v.model,
+    dataset: v.dataset ?? "fashion-mnist",
+    data: v.data,
+    preset: v.preset ?? "paper",
     overrides: {
-      epochs: positiveInt(values.epochs, "epochs"),
-      batchSize: positiveInt(values["batch-size"], "batch-size"),
-      imageSize: positiveInt(values["image-size"], "image-size"),
-      trainLimit: positiveInt(values["train-limit"], "train-limit"),
-      testLimit: positiveInt(values["test-limit"], "test-limit"),
-      lrMax,
+      epochs: positive("epochs"),
+      batchSize: positive("batch-size"),
+      imageSize: positive("image-size"),
+      trainLimit: positive("train-limit"),
+      testLimit: positive("test-limit"),
+      lrMax: flagValue("lr-max", v["lr-max"], () => numberFlag(v["lr-max"], "lr-max", usage, 0)),
     },
-    seed,
-    kernels: values.kernels,
-    step: values.step,
-    out: values.out!,
-    resume: values.resume!,
-    force: values.force!,
-    logEvery: positiveInt(values["log-every"], "log-every")!,
-    initFrom: values["init-from"],
-    tensorboard: values.tensorboard,
+    seed: flagValue("seed", v.seed, () => intFlag(v.seed, "seed", usage, { min: 0 })) ?? 1,
+    kernels: flagValue("kernels", v.kernels, () => choiceFlag(v.kernels, "kernels", kernels, usage)) ??
+      "custom",
+    step: flagValue("step", v.step, () => choiceFlag(v.step, "step", steps, usage)) ?? "recorded",
+    out: v.out ?? "runs",
+    resume: v.resume ?? false,
+    force: v.force ?? false,
+    logEvery: positive("log-every") ?? 25,
+    initFrom: v["init-from"],
+    tensorboard: v.tensorboard,
   };
 }
 
@@ -157,7 +163,45 @@ export function runName(model: string, dataset: string, label: string, seed: num
  */
 export function argsPreset(a: TrainArgs): Preset {
   const info = getDataset(a.dataset);
-  return applyOverrides(buildPreset(a.preset, a.model, info.base ?? info.id), a.overrides);
+  return applyOverrides(buildPreset(a.preset, a.model, info.base ?? info.id), {
+    ...a.overrides,
+    initFrom: a.initFrom === undefined ? undefined : initFromDigest(a.initFrom),
+  });
+}
+
+/** Digests of `--init-from` files by path (each file is hashed once per process). */
+const initDigests = new Map<string, string>();
+
+/**
+ * The first 12 hex digits of the SHA-256 of `--init-from` file `path`. It is part of a run's
+ * identity (preset label, run folder, checkpoint fingerprint, ledger row), so a run initialised from
+ * a file never shares a folder or a ledger row with a from-scratch run or a run from other weights.
+ * A missing or unreadable file is a one-line {@link UserError}.
+ */
+export function initFromDigest(path: string): string {
+  const known = initDigests.get(path);
+  if (known) return known;
+  let file: Deno.FsFile;
+  try {
+    const info = Deno.statSync(path);
+    if (info.isDirectory) throw new UserError(`--init-from ${path}: is a directory, not a file`);
+    if (!info.isFile) throw new UserError(`--init-from ${path}: not a regular file (a device or pipe)`);
+    file = Deno.openSync(path, { read: true });
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    if (err instanceof Deno.errors.NotFound) throw new UserError(`--init-from ${path}: file not found`);
+    throw new UserError(`--init-from ${path}: cannot read: ${String((err as Error).message).split("\n")[0]}`);
+  }
+  const hash = createHash("sha256");
+  try {
+    const buf = new Uint8Array(1 << 20);
+    for (let n = file.readSync(buf); n !== null; n = file.readSync(buf)) hash.update(buf.subarray(0, n));
+  } finally {
+    file.close();
+  }
+  const digest = hash.digest("hex").slice(0, 12);
+  initDigests.set(path, digest);
+  return digest;
 }
 
 /** The run folder of a parsed command line: `OUT/<runName>`, named by the dataset's ledger id. */
@@ -198,7 +242,7 @@ export function runFolderBusy(dir: string): Promise<boolean> {
 }
 
 /** How long a training waits for another process's preparation of the same dataset (6 h). */
-export const PREPARE_WAIT_MS = 6 * 3600_000;
+const PREPARE_WAIT_MS = 6 * 3600_000;
 
 /**
  * Runs `fn` (a dataset preparation into `cacheDir`) while holding an flock on `cacheDir + ".lock"`,

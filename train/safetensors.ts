@@ -52,30 +52,58 @@ export function encodeSafetensors(
   return out;
 }
 
-/** Parses a safetensors file. Throws on a malformed header or out-of-range offsets. */
+/**
+ * Parses a safetensors file, validating everything it relies on: a JSON object header, string
+ * metadata, and for each tensor a known dtype, a shape of non-negative integers, and data offsets
+ * inside the file spanning exactly the shape's elements. Every defect is an `Error` whose message
+ * starts with `safetensors: ` and names the tensor; the readers (train/checkpoint.ts,
+ * train/weights.ts) turn it into a one-line UserError naming the file.
+ */
 export function decodeSafetensors(
   bytes: Uint8Array,
 ): { tensors: Map<string, StTensor>; metadata: Record<string, string> } {
-  if (bytes.length < 8) throw new Error("safetensors: file shorter than its 8-byte header length");
+  const bad = (what: string) => new Error(`safetensors: ${what}`);
+  if (bytes.length < 8) throw bad("file shorter than its 8-byte header length");
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-  if (8 + n > bytes.length) throw new Error("safetensors: header length past the end of the file");
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<string, unknown>;
+  if (8 + n > bytes.length) throw bad("header length past the end of the file");
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+  } catch {
+    throw bad("header is not valid JSON");
+  }
+  if (!isObject(header)) throw bad("header is not a JSON object");
   const base = 8 + n;
   const tensors = new Map<string, StTensor>();
   let metadata: Record<string, string> = {};
   for (const [name, spec] of Object.entries(header)) {
     if (name === "__metadata__") {
+      if (!isObject(spec) || Object.values(spec).some((v) => typeof v !== "string")) {
+        throw bad("__metadata__ is not an object of strings");
+      }
       metadata = spec as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets: [begin, end] } = spec as {
-      dtype: StDtype;
-      shape: number[];
-      data_offsets: [number, number];
-    };
-    if (!(dtype in BYTES)) throw new Error(`safetensors: ${name} has unsupported dtype ${dtype}`);
-    if (base + end > bytes.length || begin > end) {
-      throw new Error(`safetensors: ${name} offsets out of range`);
+    if (!isObject(spec)) throw bad(`${name} has no tensor description`);
+    const { dtype, shape, data_offsets: offsets } = spec;
+    if (typeof dtype !== "string" || !Object.hasOwn(BYTES, dtype)) {
+      throw bad(`${name} has unsupported dtype ${JSON.stringify(dtype)}`);
+    }
+    if (!Array.isArray(shape) || !shape.every(isCount)) {
+      throw bad(`${name} has no valid shape (${JSON.stringify(shape) ?? "none"})`);
+    }
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
+      throw bad(`${name} has no valid data_offsets (${JSON.stringify(offsets) ?? "none"})`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (base + end > bytes.length || begin > end) throw bad(`${name} offsets out of range`);
+    const elements = (shape as number[]).reduce((a, b) => a * b, 1);
+    const width = BYTES[dtype as StDtype];
+    if (end - begin !== elements * width) {
+      throw bad(
+        `${name} holds ${end - begin} bytes for shape [${shape}] of ${dtype} ` +
+          `(${elements} values, ${elements * width} bytes)`,
+      );
     }
     const copy = bytes.slice(base + begin, base + end).buffer;
     const data = dtype === "F32"
@@ -83,9 +111,18 @@ export function decodeSafetensors(
       : dtype === "I32"
       ? new Int32Array(copy)
       : new BigInt64Array(copy);
-    tensors.set(name, { dtype, shape, data });
+    tensors.set(name, { dtype: dtype as StDtype, shape: shape as number[], data });
   }
   return { tensors, metadata };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** A non-negative safe integer (a dimension or a byte offset). */
+function isCount(v: unknown): boolean {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
 }
 
 /** Axis permutation taking a tfjs (NHWC-era) weight to PyTorch's layout. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { UserError } from "../runtime/errors.ts";
+import { UsageError, UserError } from "../runtime/errors.ts";
 import { readLedgerRecords } from "./ledger.ts";
 import { presetLabel } from "./presets.ts";
 import { argsPreset, parseTrainArgs, runDir, runFolderBusy, type TrainArgs } from "./run.ts";
@@ -147,13 +147,11 @@ export function parseSweepArgs(args: string[]): SweepArgs | undefined {
 /** The train task's parsed flags for one cell. */
 export function cellArgs(c: Cell, pass: string[]): TrainArgs {
   try {
-    return parseTrainArgs([...pass, "--model", c.model, "--dataset", c.dataset, "--seed", String(c.seed)])!;
+    return parseTrainArgs([...pass, "--model", c.model, "--dataset", c.dataset, "--seed", String(c.seed)]);
   } catch (err) {
-    // node:util's parse errors span lines and carry no exit code: one line, exit 2.
-    const code = (err as { code?: string }).code;
-    if (code?.startsWith("ERR_PARSE_ARGS")) {
-      throw new UserError(`${(err as Error).message.split("\n")[0]} (a train flag of the sweep)`);
-    }
+    // An unknown flag or a missing value: one line naming it as the sweep's, exit 2 (the train usage
+    // would not fit the sweep's command line).
+    if (err instanceof UsageError) throw new UserError(`${err.message} (a train flag of the sweep)`);
     throw err;
   }
 }
@@ -267,8 +265,7 @@ export function cellCommand(c: Cell, s: SweepArgs): string[] {
 }
 
 /** Quotes `a` for bash (single quotes unless it is plainly safe). */
-export const shellQuote = (a: string): string =>
-  /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
+const shellQuote = (a: string): string => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
 
 /**
  * A Slurm job-array script running `cells`, one per array task, from the repository root `repo`.

@@ -65,7 +65,7 @@ export function compareStateDict(
 }
 
 /** One line listing every mismatch (at most `limit` of each kind, then a count). */
-export function describeMismatch(m: StateDictMismatch, limit = 8): string {
+function describeMismatch(m: StateDictMismatch, limit = 8): string {
   const list = (xs: string[]) =>
     xs.slice(0, limit).join(", ") + (xs.length > limit ? `, … (${xs.length - limit} more)` : "");
   const parts: string[] = [];
@@ -123,7 +123,8 @@ export async function readWeightsFile(
   try {
     return decodeSafetensors(bytes);
   } catch (err) {
-    throw new UserError(`${path}: not a safetensors file (${(err as Error).message})`);
+    const why = String((err as Error)?.message ?? err).split("\n")[0].replace(/^safetensors: /, "");
+    throw new UserError(`${path}: not a valid safetensors file (${why})`);
   }
 }
 
