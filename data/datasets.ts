@@ -1,7 +1,7 @@
 /**
- * The dataset registry: id -> reader, default root, stored resolution and class count. Readers
- * live in `data/readers/`; `deno task prepare` turns a dataset into the packed cache
- * (`data/cache/`), which is what training reads.
+ * The dataset registry: id -> reader, default root, class count and splits. Readers live in
+ * `data/readers/` and decide the stored shape (recorded in the cache manifest); `deno task prepare`
+ * turns a dataset into the packed cache (`data/cache/`), which is what training reads.
  *
  * Split names are uniform across datasets: "train" and "test" (the split the paper evaluates on,
  * e.g. Imagenette's and MiniPlaces' val), plus "val" where the protocol makes one (HAM10000).
@@ -9,8 +9,15 @@
  * @module
  */
 import { UserError } from "../runtime/errors.ts";
-import { buildCache, type BuildOptions, type BuildResult } from "./cache/mod.ts";
-import type { StorageFit, StorageSpec } from "./images.ts";
+import {
+  buildCache,
+  type BuildOptions,
+  type BuildResult,
+  type CacheManifest,
+  MANIFEST,
+  readJson,
+} from "./cache/mod.ts";
+import type { StorageFit } from "./images.ts";
 import { openCifar10, openCifar100 } from "./readers/cifar.ts";
 import type { DatasetSource, ReaderOptions } from "./readers/common.ts";
 import { openStanfordDogs } from "./readers/dogs.ts";
@@ -28,8 +35,6 @@ export interface DatasetInfo {
   description: string;
   /** Root used when `--root` is not given. */
   defaultRoot: string;
-  /** Stored per-image shape (the imagefolder entry's size/fit can be overridden). */
-  storage: StorageSpec;
   /**
    * The stored image is our whole-image stretch (or largest centred square) of the source while the
    * protocol's geometry is defined on the source image, so loaders draw crops on the source size
@@ -68,20 +73,12 @@ export function datasetsDir(): string {
   }
 }
 
-const sq = (s: number, fit: StorageSpec["fit"] = "stretch", channels: 1 | 3 = 3): StorageSpec => ({
-  height: s,
-  width: s,
-  channels,
-  fit,
-});
-
 /** All datasets, keyed by id. */
 export const DATASETS: Record<string, DatasetInfo> = {
   "cifar10": {
     id: "cifar10",
     description: "CIFAR-10: cifar-10-batches-bin/*.bin or cifar-10-batches-py/ (pickle); 32x32 as-is",
     defaultRoot: `${datasetsDir()}/cifar10`,
-    storage: sq(32),
     numClasses: 10,
     splits: ["train", "test"],
     open: openCifar10,
@@ -90,7 +87,6 @@ export const DATASETS: Record<string, DatasetInfo> = {
     id: "cifar100",
     description: "CIFAR-100 (fine labels): cifar-100-binary/*.bin or cifar-100-python/; 32x32 as-is",
     defaultRoot: `${datasetsDir()}/cifar100`,
-    storage: sq(32),
     numClasses: 100,
     splits: ["train", "test"],
     open: openCifar100,
@@ -100,7 +96,6 @@ export const DATASETS: Record<string, DatasetInfo> = {
     description:
       "Imagenette2-160: imagenette2-160/{train,val}/<wnid>/*.JPEG; stored stretched to 192x384 (HxW)",
     defaultRoot: `${datasetsDir()}/imagenette2-160`,
-    storage: sq(192),
     sourceGeometry: true,
     numClasses: 10,
     splits: ["train", "test"],
@@ -111,7 +106,6 @@ export const DATASETS: Record<string, DatasetInfo> = {
     description:
       "Stanford Dogs: Images/<synset-breed>/*.jpg; seeded 80/20 split (--split official: lists); 256x256",
     defaultRoot: `${datasetsDir()}/stanford-dogs`,
-    storage: sq(256),
     referenceJpegQuality: 75,
     numClasses: 120,
     splits: ["train", "test"],
@@ -122,7 +116,6 @@ export const DATASETS: Record<string, DatasetInfo> = {
     description:
       "HAM10000: HAM10000_metadata.csv + HAM10000_images_part_{1,2}/; stratified 70/15/15; 224x224",
     defaultRoot: `${datasetsDir()}/ham10000`,
-    storage: sq(224),
     numClasses: 7,
     splits: ["train", "val", "test"],
     open: openHam10000,
@@ -131,7 +124,6 @@ export const DATASETS: Record<string, DatasetInfo> = {
     id: "mit-indoor67",
     description: "MIT Indoor-67: Images/<cat>/ + TrainImages.txt/TestImages.txt; centred square at 256x256",
     defaultRoot: `${datasetsDir()}/mit-indoor67`,
-    storage: sq(256, "center-square"),
     // RandomResizedCrop(scale 0.9-1.1, ratio 1) is drawn on the original: it falls back to the
     // stored centred square for every image wider than ~1.11:1, as in the authors' pipeline.
     sourceGeometry: true,
@@ -143,7 +135,6 @@ export const DATASETS: Record<string, DatasetInfo> = {
     id: "miniplaces",
     description: "MiniPlaces: images/ + data/{train,val,categories}.txt; 128x128 as-is",
     defaultRoot: `${datasetsDir()}/miniplaces`,
-    storage: sq(128),
     numClasses: 100,
     splits: ["train", "test"],
     open: openMiniPlaces,
@@ -152,7 +143,6 @@ export const DATASETS: Record<string, DatasetInfo> = {
     id: "fashion-mnist",
     description: "Fashion-MNIST: IDX (.gz) files as in Debian's dataset-fashion-mnist; 28x28x1 as-is",
     defaultRoot: "/usr/share/datasets/fashion-mnist",
-    storage: sq(28, "stretch", 1),
     numClasses: 10,
     splits: ["train", "test"],
     open: openFashionMnist,
@@ -162,7 +152,6 @@ export const DATASETS: Record<string, DatasetInfo> = {
     description:
       "Generic ImageFolder: root/{train,test}/<class>/ (optional val/); --size (256), --fit (center-square)",
     defaultRoot: `${datasetsDir()}/imagefolder`,
-    storage: sq(256, "center-square"),
     splits: ["train", "test"],
     open: openImageFolder,
   },
@@ -262,7 +251,7 @@ export async function prepareDataset(opts: PrepareOptions): Promise<BuildResult 
   });
   const discard = async () => {
     if (created) await Deno.remove(cacheDir, { recursive: true }).catch(() => {});
-    else await Deno.remove(`${cacheDir}/manifest.json`).catch(() => {});
+    else await Deno.remove(`${cacheDir}/${MANIFEST}`).catch(() => {});
   };
   let building = false;
   try {
@@ -333,12 +322,7 @@ export async function ensurePrepared(
 ): Promise<string> {
   const cacheDir = defaultCacheDir(dataset, preset);
   const jpegQuality = referenceJpegQuality(dataset, preset);
-  let manifest: { sourceRoot?: string; options?: Record<string, string | number> } | undefined;
-  try {
-    manifest = JSON.parse(await Deno.readTextFile(`${cacheDir}/manifest.json`));
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound || err instanceof SyntaxError)) throw err;
-  }
+  const manifest = await readJson<Partial<CacheManifest>>(`${cacheDir}/${MANIFEST}`);
   if (!manifest) {
     log(`no cache for ${dataset} in ${cacheDir}: preparing it (once)`);
     await prepareDataset({ dataset, root, cacheDir, jpegQuality });

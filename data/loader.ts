@@ -30,6 +30,7 @@ import {
   type BatchPlan,
   compileEval,
   compileTrain,
+  type OriginalSizes,
   planTrainBatch,
 } from "./augment/mod.ts";
 
@@ -94,16 +95,19 @@ export function fromCacheSplit(split: CacheSplitLike): ImageSource {
   };
 }
 
-/** The original sizes of the images at `idx` as (width, height) pairs, or undefined without sizes. */
-function batchSizes(source: ImageSource, idx: Int32Array): Uint32Array | undefined {
+/**
+ * The original sizes of the images at `idx` as (width, height) pairs with the stored shape and fit,
+ * or undefined without sizes: what the batch plans draw geometry on ({@link OriginalSizes}).
+ */
+function originalSizes(source: ImageSource, idx: Int32Array): OriginalSizes | undefined {
   const all = source.sourceSizes;
   if (!all) return undefined;
-  const out = new Uint32Array(idx.length * 2);
+  const sizes = new Uint32Array(idx.length * 2);
   for (let i = 0; i < idx.length; i++) {
-    out[2 * i] = all[2 * idx[i]];
-    out[2 * i + 1] = all[2 * idx[i] + 1];
+    sizes[2 * i] = all[2 * idx[i]];
+    sizes[2 * i + 1] = all[2 * idx[i] + 1];
   }
-  return out;
+  return { sizes, height: source.height, width: source.width, fit: source.sourceFit };
 }
 
 /** Resume point of a training loader: the next batch to produce. */
@@ -245,11 +249,7 @@ export function createTrainLoader(o: TrainLoaderOptions): TrainLoader {
     const labels = new Int32Array(B);
     for (let i = 0; i < B; i++) labels[i] = source.labels[idx[i]];
     const rng = new Rng(derivedSeed(seed, e, k + 1));
-    const sizes = batchSizes(source, idx);
-    const original = sizes
-      ? { sizes, height: source.height, width: source.width, fit: source.sourceFit }
-      : undefined;
-    const plan = planTrainBatch(pipeline, rng, source, B, valid, cutmix, original);
+    const plan = planTrainBatch(pipeline, rng, source, B, valid, cutmix, originalSizes(source, idx));
     return { pixels, labels, valid, plan };
   }
 
@@ -308,7 +308,7 @@ export function createEvalLoader(o: EvalLoaderOptions): EvalLoader {
 
   async function prepare(
     k: number,
-  ): Promise<{ pixels: Uint8Array; labels: Int32Array; valid: number; sizes?: Uint32Array }> {
+  ): Promise<{ pixels: Uint8Array; labels: Int32Array; valid: number; original?: OriginalSizes }> {
     const start = k * B;
     const valid = Math.min(B, count - start);
     const idx = new Int32Array(B);
@@ -318,9 +318,7 @@ export function createEvalLoader(o: EvalLoaderOptions): EvalLoader {
     await source.readImages(idx, pixels);
     const labels = new Int32Array(B);
     for (let i = 0; i < B; i++) labels[i] = source.labels[idx[i]];
-    // A stored centre square is the test transform's crop already: evaluation needs no original size.
-    const sizes = source.sourceFit === "center-square" ? undefined : batchSizes(source, idx);
-    return { pixels, labels, valid, sizes };
+    return { pixels, labels, valid, original: originalSizes(source, idx) };
   }
 
   async function* batchesIter(): AsyncGenerator<EvalBatch> {
@@ -328,7 +326,7 @@ export function createEvalLoader(o: EvalLoaderOptions): EvalLoader {
     next.catch(() => {});
     for (let k = 0; k < batches; k++) {
       const cur = await next;
-      const x = augmentEvalBatch(pipeline, cur.pixels, shape, cur.sizes);
+      const x = augmentEvalBatch(pipeline, cur.pixels, shape, cur.original);
       if (k + 1 < batches) {
         next = prepare(k + 1);
         next.catch(() => {});

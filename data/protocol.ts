@@ -269,20 +269,21 @@ export function referenceProtocol(dataset: string): DatasetProtocol {
  */
 export function paperProtocol(dataset: string): DatasetProtocol {
   const p = lookup(dataset);
-  return {
+  // A copy, as referenceProtocol's: the caller owns every op and array it is given.
+  return structuredClone<DatasetProtocol>({
     dataset,
     preset: "paper",
     inputSize: 224,
-    train: [{ op: "resize", size: [224, 224] }, flip, jitter],
-    test: [{ op: "resize", size: [224, 224] }],
-    mean: [...p.mean],
-    std: [...p.std],
+    train: [...squash224, flip, jitter],
+    test: squash224,
+    mean: p.mean,
+    std: p.std,
     trainBatch: 32,
     testBatch: p.testBatch,
     dropLast: false,
     cutmix: true,
     notes: ["paper §3: uniform 224x224, CutMix + RandomFlip + ColorJitter, batch 32"],
-  };
+  });
 }
 
 /** The protocol of `preset` for `dataset`. */

@@ -711,16 +711,39 @@ export interface Model {
   reparameterize?(): Model;
 }
 
-/** Counts a model's trainable parameters and its operations at batch 1 without running it. */
-export function countModel(build: (p: Params) => Module, imageSize: number): OpCounts & { params: number } {
+/** Options of {@link metaForward}. */
+export interface MetaForwardOptions {
+  /** Batch size of the meta input (default 1). */
+  batch?: number;
+  /** Forward in training mode (default false). */
+  training?: boolean;
+  /** Sees every context-taking op (see {@link Ctx.trace}). */
+  trace?: Ctx["trace"];
+}
+
+/**
+ * Builds a model in meta mode (shapes only, no tensor computed) and runs one forward over a
+ * [batch, imageSize, imageSize, 3] meta input: its trainable parameters and operation counts.
+ */
+export function metaForward(
+  build: (p: Params) => Module,
+  imageSize: number,
+  { batch = 1, training = false, trace }: MetaForwardOptions = {},
+): OpCounts & { params: number } {
   const p = new Params(0, true);
   const net = build(p);
   const counts: OpCounts = { macs: 0, fvFlops: 0 };
-  net.apply(meta([1, imageSize, imageSize, 3]), {
-    training: false,
+  net.apply(meta([batch, imageSize, imageSize, 3]), {
+    training,
     rng: new Rng(0),
     kernels: "stock",
     counts,
+    trace,
   });
   return { ...counts, params: p.countTrainable() };
+}
+
+/** Counts a model's trainable parameters and its operations at batch 1 without running it. */
+export function countModel(build: (p: Params) => Module, imageSize: number): OpCounts & { params: number } {
+  return metaForward(build, imageSize);
 }

@@ -1,39 +1,17 @@
 /**
  * Questions about a model that its shapes answer, without computing a tensor: which depthwise, SE
  * and 1×1-conv kernel shapes it runs ({@link kernelShapes}, {@link zooKernelShapes}) and how large
- * its largest tensor is ({@link largestActivation}). Each builds the model in meta mode (as the
- * parameter/FLOP counter of core.ts does) and runs one forward with a `ctx.trace` hook that sees
- * every op taking a context; no op is replaced.
+ * its largest tensor is ({@link largestActivation}). Each runs the parameter/FLOP counter's meta-mode
+ * forward (registry.ts `metaForwardModel`) with a `ctx.trace` hook that sees every op taking a
+ * context; no op is replaced.
  *
  * @module
  */
-import { type Ctx, MetaTensor, type ModelOptions, Params, type Tensor } from "./core.ts";
-import { MODELS, modelSpec } from "./registry.ts";
+import type { MetaTensor, ModelOptions, Tensor } from "./core.ts";
+import { metaForwardModel, modelOptions, MODELS } from "./registry.ts";
 import "./zoo.ts";
-import { Rng } from "../runtime/rng.ts";
 import { mergeShapes, type ZooLayerShape } from "../kernels/zoo_shapes.ts";
 import type { SeActivation, SeGate } from "../kernels/se.ts";
-
-/** One traced op: its name, tensor inputs, output and options (see `Ctx.trace`). */
-type TraceFn = NonNullable<Ctx["trace"]>;
-
-/**
- * Builds model `id` in meta mode with `o` over the spec's defaults and runs one forward over a
- * [batch, S, S, 3] meta input, passing every context-taking op to `trace`.
- */
-function traceForward(id: string, o: ModelOptions, batch: number, training: boolean, trace: TraceFn): void {
-  const spec = modelSpec(id);
-  const opts: ModelOptions = { ...spec.defaults, ...o };
-  const net = spec.build(new Params(0, true), opts);
-  const s = opts.imageSize;
-  net.apply(new MetaTensor([batch, s, s, 3]) as unknown as Tensor, {
-    training,
-    rng: new Rng(0),
-    kernels: "stock",
-    counts: { macs: 0, fvFlops: 0 },
-    trace,
-  });
-}
 
 const pair = (v: number | [number, number]): [number, number] => (typeof v === "number" ? [v, v] : v);
 const shapeOf = (t: Tensor): number[] => (t as unknown as MetaTensor).shape;
@@ -50,33 +28,35 @@ interface ConvTraceOptions {
  */
 export function kernelShapes(id: string, o: ModelOptions): ZooLayerShape[] {
   const found: ZooLayerShape[] = [];
-  traceForward(id, o, 1, false, (op, inputs, _output, options) => {
-    const [, H, W, C] = shapeOf(inputs[0]);
-    if (op === "conv2d") {
-      const c = options as ConvTraceOptions;
-      const w = shapeOf(inputs[1]);
-      const [kh, kw] = w;
-      if (c.depthwise) {
-        found.push({
-          kind: "dw",
-          H,
-          W,
-          C,
-          kernel: [kh, kw],
-          strides: pair(c.stride ?? 1),
-          pad: pair(c.pad ?? [(kh - 1) / 2, (kw - 1) / 2]),
-          models: [id],
-        });
-      } else if (
-        kh === 1 && kw === 1 && pair(c.stride ?? 1).join() === "1,1" && pair(c.pad ?? 0).join() === "0,0"
-      ) {
-        found.push({ kind: "pw", H, W, C, Cout: w[w.length - 1], models: [id] });
+  metaForwardModel(id, o, {
+    trace: (op, inputs, _output, options) => {
+      const [, H, W, C] = shapeOf(inputs[0]);
+      if (op === "conv2d") {
+        const c = options as ConvTraceOptions;
+        const w = shapeOf(inputs[1]);
+        const [kh, kw] = w;
+        if (c.depthwise) {
+          found.push({
+            kind: "dw",
+            H,
+            W,
+            C,
+            kernel: [kh, kw],
+            strides: pair(c.stride ?? 1),
+            pad: pair(c.pad ?? [(kh - 1) / 2, (kw - 1) / 2]),
+            models: [id],
+          });
+        } else if (
+          kh === 1 && kw === 1 && pair(c.stride ?? 1).join() === "1,1" && pair(c.pad ?? 0).join() === "0,0"
+        ) {
+          found.push({ kind: "pw", H, W, C, Cout: w[w.length - 1], models: [id] });
+        }
+      } else if (op === "squeezeExcite") {
+        const w1 = shapeOf(inputs[1]);
+        const se = options as { act: SeActivation; gate: SeGate };
+        found.push({ kind: "se", H, W, C, Cr: w1[w1.length - 1], act: se.act, gate: se.gate, models: [id] });
       }
-    } else if (op === "squeezeExcite") {
-      const w1 = shapeOf(inputs[1]);
-      const se = options as { act: SeActivation; gate: SeGate };
-      found.push({ kind: "se", H, W, C, Cr: w1[w1.length - 1], act: se.act, gate: se.gate, models: [id] });
-    }
+    },
   });
   return found;
 }
@@ -106,7 +86,7 @@ export function largestActivation(
   o: ModelOptions,
   batch: number,
 ): { elements: number; where: string } {
-  const s = ({ ...modelSpec(id).defaults, ...o } as ModelOptions).imageSize;
+  const s = modelOptions(id, o).imageSize;
   let best = { elements: batch * s * s * 3, where: `input [${batch},${s},${s},3]` };
   const see = (t: Tensor, name: string, extra = 0) => {
     const shape = shapeOf(t);
@@ -116,13 +96,17 @@ export function largestActivation(
       : shape.reduce((a, d) => a * d, 1);
     if (n > best.elements) best = { elements: n, where: `${name} [${shape}]` };
   };
-  traceForward(id, o, batch, true, (op, inputs, output, options) => {
-    see(inputs[0], op);
-    see(output, op);
-    if (op === "conv2d") {
-      const pad = (options as ConvTraceOptions).pad;
-      see(inputs[0], "padded conv input", Math.max(...[pad ?? (shapeOf(inputs[1])[0] - 1) / 2].flat()));
-    }
+  metaForwardModel(id, o, {
+    batch,
+    training: true,
+    trace: (op, inputs, output, options) => {
+      see(inputs[0], op);
+      see(output, op);
+      if (op === "conv2d") {
+        const pad = (options as ConvTraceOptions).pad;
+        see(inputs[0], "padded conv input", Math.max(...[pad ?? (shapeOf(inputs[1])[0] - 1) / 2].flat()));
+      }
+    },
   });
   return best;
 }
@@ -133,11 +117,14 @@ export function largestActivation(
  */
 export function emptyActivation(id: string, o: ModelOptions): string | undefined {
   let where: string | undefined;
-  traceForward(id, o, 1, true, (op, inputs, output) => {
-    for (const t of [...inputs, output]) {
-      const shape = shapeOf(t);
-      if (where === undefined && shape?.some((d) => !(d >= 1))) where = `${op} [${shape}]`;
-    }
+  metaForwardModel(id, o, {
+    training: true,
+    trace: (op, inputs, output) => {
+      for (const t of [...inputs, output]) {
+        const shape = shapeOf(t);
+        if (where === undefined && shape?.some((d) => !(d >= 1))) where = `${op} [${shape}]`;
+      }
+    },
   });
   return where;
 }

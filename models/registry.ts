@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Ctx, Model, ModelOptions, Module, OpCounts } from "./core.ts";
-import { countModel, Params } from "./core.ts";
+import type { Ctx, MetaForwardOptions, Model, ModelOptions, Module, OpCounts } from "./core.ts";
+import { metaForward, Params } from "./core.ts";
 import { UserError } from "../runtime/errors.ts";
 
 /** A model family as the registry knows it. */
@@ -39,10 +39,15 @@ export function modelSpec(id: string): ModelSpec {
   return spec;
 }
 
+/** `options` over the spec defaults of model `id`: the options it is built with. */
+export function modelOptions(id: string, options: ModelOptions): ModelOptions {
+  return { ...modelSpec(id).defaults, ...options };
+}
+
 /** Builds model `id` with freshly initialised parameters (seeded by `options.seed`, default 0). */
 export function buildModel(id: string, options: ModelOptions): Model {
   const spec = modelSpec(id);
-  const o: ModelOptions = { ...spec.defaults, ...options };
+  const o = modelOptions(id, options);
   const params = new Params(o.seed ?? 0);
   const net = spec.build(params, o);
   const model: Model = {
@@ -62,9 +67,21 @@ export function buildModel(id: string, options: ModelOptions): Model {
   return model;
 }
 
+/**
+ * Builds model `id` (`options` over the spec's defaults) in meta mode and runs one forward
+ * ({@link metaForward}): parameters, MACs and fvcore FLOPs, and every op to `run.trace`.
+ */
+export function metaForwardModel(
+  id: string,
+  options: ModelOptions,
+  run: MetaForwardOptions = {},
+): OpCounts & { params: number } {
+  const spec = modelSpec(id);
+  const o = modelOptions(id, options);
+  return metaForward((p) => spec.build(p, o), o.imageSize, run);
+}
+
 /** Parameters, MACs and fvcore FLOPs of model `id` at batch 1, counted without running it. */
 export function countModelOps(id: string, options: ModelOptions): OpCounts & { params: number } {
-  const spec = modelSpec(id);
-  const o: ModelOptions = { ...spec.defaults, ...options };
-  return countModel((p) => spec.build(p, o), o.imageSize);
+  return metaForwardModel(id, options);
 }

@@ -1300,3 +1300,14 @@ Deno.test("fromCacheSplit passes source sizes only for a split flagged sourceGeo
   assertEquals(fromCacheSplit(split).sourceSizes, undefined);
   assertEquals(Array.from(fromCacheSplit({ ...split, sourceGeometry: true }).sourceSizes!), [10, 6, 7, 9]);
 });
+
+Deno.test("planEvalBatch: from a stored centre square the test chain keeps the stored-image geometry (the train plan's rule)", () => {
+  const S = 256, n = 4;
+  const p = compileEval(referenceProtocol("mit-indoor67"), S, S, 224);
+  const sizes = [400, 300, 300, 500, 640, 480, 0, 0];
+  const stored = planEvalBatch(p, n);
+  assertEquals(planEvalBatch(p, n, { sizes, height: S, width: S, fit: "center-square" }), stored);
+  // A stretch of the same originals is measured on them instead.
+  const stretched = planEvalBatch(p, n, { sizes, height: S, width: S, fit: "stretch" });
+  assert(Array.from(stretched.subarray(0, 8)).join() !== Array.from(stored.subarray(0, 8)).join());
+});

@@ -91,3 +91,18 @@ Deno.test("emptyActivation: an input too small for a model's downsampling is fou
   assert(where !== undefined && /\[1,0,0,\d+\]/.test(where), `ghostnet at 16 px: ${where}`);
   assertEquals(emptyActivation("mobilenet", { numClasses: 10, imageSize: 32 }), undefined);
 });
+
+Deno.test("metaForwardModel: one meta forward serves the counter and the traces (batch, mode)", async () => {
+  const { countModelOps, metaForwardModel } = await import("../models/registry.ts");
+  const o = { numClasses: 10, imageSize: 64 };
+  assertEquals(metaForwardModel("convmixer", o), countModelOps("convmixer", o));
+  const batches = new Set<number>();
+  const traced = metaForwardModel("convmixer", o, {
+    batch: 3,
+    training: true,
+    trace: (_op, inputs) => void batches.add((inputs[0] as unknown as { shape: number[] }).shape[0]),
+  });
+  assertEquals([...batches], [3]);
+  // Counts are per forward of the given batch; parameters do not depend on it.
+  assertEquals(traced.params, countModelOps("convmixer", o).params);
+});

@@ -428,12 +428,17 @@ export function encodePasses(perImage: ImageOp[][][], batch: number): Float32Arr
   return passes;
 }
 
-/** The geometry records of an evaluation batch (deterministic; per image with `original`). */
+/**
+ * The geometry records of an evaluation batch (deterministic): per image on its original size with
+ * `original`, except from a stored centred square, which is the Resize/CenterCrop chain's input
+ * already (as in {@link planTrainBatch}).
+ */
 export function planEvalBatch(p: AugmentPipeline, batch: number, original?: OriginalSizes): Float32Array {
   const geom = new Float32Array(batch * GEOM_STRIDE);
+  const square = original?.fit === "center-square";
   for (let i = 0; i < batch; i++) {
     const o = originalSize(original, i);
-    const g = o ? fixedGeometryOn(p, o[0], o[1], original!.height, original!.width) : p.fixed!;
+    const g = o && !square ? fixedGeometryOn(p, o[0], o[1], original!.height, original!.width) : p.fixed!;
     writeGeometry(geom, i, g, false);
   }
   return geom;

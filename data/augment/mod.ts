@@ -28,7 +28,7 @@
  */
 import type { Tensor } from "../../runtime/tf.ts";
 import { geometryPass, opPass, outputPass, type SourceShape, uploadBytes } from "./programs.ts";
-import { type AugmentPipeline, type BatchPlan, planEvalBatch } from "./compile.ts";
+import { type AugmentPipeline, type BatchPlan, type OriginalSizes, planEvalBatch } from "./compile.ts";
 
 export * from "./layout.ts";
 export * from "./programs.ts";
@@ -65,17 +65,16 @@ export function augmentTrainBatch(
 }
 
 /**
- * Runs an evaluation batch: geometry + normalisation, float32 [B, S, S, 3]. `sizes`: (W0, H0)
- * pairs of the batch's originals when the stored images are stretches of them ({@link OriginalSizes}).
+ * Runs an evaluation batch: geometry + normalisation, float32 [B, S, S, 3]. `original`: the batch's
+ * original sizes and how the stored images were cut from them ({@link planEvalBatch}).
  */
 export function augmentEvalBatch(
   p: AugmentPipeline,
   pixels: Uint8Array,
   shape: SourceShape,
-  sizes?: ArrayLike<number>,
+  original?: OriginalSizes,
 ): Tensor {
   const src = uploadBytes(pixels, shape);
-  const original = sizes ? { sizes, height: shape.height, width: shape.width } : undefined;
   let img: Tensor;
   try {
     img = geometryPass(src, shape, planEvalBatch(p, shape.n, original), p.size);

@@ -7,6 +7,7 @@
 import { type Tensor, tf, type WebGPUBackend } from "../../runtime/tf.ts";
 import { webgpuBackend } from "../../runtime/webgpu.ts";
 import { ints, runProgram } from "../../runtime/gpu.ts";
+import { flatDispatch, FlatProgram, type WebGPUProgram } from "../../kernels/common.ts";
 import {
   GEOM_STRIDE,
   OP_STRIDE,
@@ -17,7 +18,6 @@ import {
   STATS_STRIDE,
 } from "./layout.ts";
 
-type WebGPUProgram = tf.webgpu.WebGPUProgram;
 type Uniforms = Array<{ type: "int32" | "float32" | "uint32"; data: number[] }>;
 
 // ---------------------------------------------------------------------------------------------
@@ -33,34 +33,20 @@ fn packRgb(c : vec3<i32>) -> i32 {
 }
 `;
 
-function flat(outputShape: number[], threads: number, wg = 64) {
-  return {
-    dispatchLayout: { x: outputShape.map((_, i) => i) },
-    dispatch: [Math.max(1, Math.ceil(threads / wg)), 1, 1] as [number, number, number],
-    workgroupSize: [wg, 1, 1] as [number, number, number],
-  };
-}
-
-/** One thread per output element, flat dispatch: the shape of the pixel programs below. */
-abstract class PixelProgram implements WebGPUProgram {
-  outputShape: number[];
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
+/** One thread per output element, flat dispatch (64 wide): the shape of the pixel programs below. */
+abstract class PixelProgram extends FlatProgram {
   constructor(
     readonly variableNames: string[],
     readonly uniforms: string,
-    readonly shaderKey: string,
+    shaderKey: string,
     outputShape: number[],
     threads: number,
   ) {
+    super();
+    this.shaderKey = shaderKey;
     this.outputShape = outputShape;
-    const f = flat(outputShape, threads);
-    this.dispatchLayout = f.dispatchLayout;
-    this.dispatch = f.dispatch;
-    this.workgroupSize = f.workgroupSize;
+    Object.assign(this, flatDispatch(outputShape, threads, 64));
   }
-  abstract getUserCode(): string;
 }
 
 /** Image `b`, row `y`, column `x` and offset `rem` within the image of pixel `index` of [B, S, S]. */

@@ -137,7 +137,7 @@ export async function readJson<T>(path: string): Promise<T | undefined> {
 }
 
 /** A file's size in bytes, or -1 when it cannot be stat-ed. */
-export async function fileSize(path: string): Promise<number> {
+async function fileSize(path: string): Promise<number> {
   try {
     return (await Deno.stat(path)).size;
   } catch {

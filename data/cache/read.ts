@@ -171,7 +171,7 @@ async function openSplit(
     imageBytes,
     labels,
     sourceSizes,
-    sourceGeometry: sourceGeometry && (storage.fit === "stretch" || storage.fit === "center-square"),
+    sourceGeometry,
     storageFit: storage.fit,
     inMemory,
     images(start, end) {
