@@ -9,6 +9,7 @@
  * @module
  */
 import { UserError } from "../runtime/errors.ts";
+import { canonicalDatasetId, squashId } from "../runtime/dataset_ids.ts";
 import {
   buildCache,
   type BuildOptions,
@@ -158,6 +159,16 @@ export const DATASETS: Record<string, DatasetInfo> = {
 };
 
 /**
+ * The registered dataset id that `name` reads as, or undefined: the id itself up to case and
+ * punctuation ("CIFAR-10", "ImageFolder"), or a spelling the ledgers canonicalise to it ("dogs",
+ * "Indoor67", "imagenette"; runtime/dataset_ids.ts).
+ */
+function registeredDatasetLike(name: string): string | undefined {
+  const canonical = canonicalDatasetId(name), squashed = squashId(name);
+  return Object.keys(DATASETS).find((id) => id === canonical || squashId(id) === squashed);
+}
+
+/**
  * Looks up a dataset by id; an unknown id is a {@link UserError} listing the known ones.
  * `imagefolder:NAME` is a custom ImageFolder dataset with its own identity: `id` NAME (the ledger's
  * dataset column), `base` "imagefolder" (reader and protocol), cached under `.cache/imagefolder-NAME`.
@@ -171,8 +182,12 @@ export function getDataset(id: string): DatasetInfo {
         `dataset name ${JSON.stringify(name)}: use 1-64 letters, digits, '.', '_' or '-' (imagefolder:NAME)`,
       );
     }
-    if (DATASETS[name]) {
-      throw new UserError(`dataset name ${name} is a registered dataset's id; choose another NAME`);
+    const clash = registeredDatasetLike(name);
+    if (clash) {
+      throw new UserError(
+        `dataset name ${name} reads as the registered dataset ${clash} (ledgers match dataset names ` +
+          `up to case, punctuation and the paper's spellings); pick another NAME (imagefolder:NAME)`,
+      );
     }
     return {
       ...DATASETS.imagefolder,

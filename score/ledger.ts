@@ -11,6 +11,7 @@
 import { parseCsv } from "../runtime/csv.ts";
 import { UserError } from "../runtime/errors.ts";
 import { MAX_TEXT_INPUT_BYTES, readFileBounded } from "../runtime/cli.ts";
+import { canonicalDatasetId, squashId } from "../runtime/dataset_ids.ts";
 import { type AccuracyMatrix, mean, sampleStd } from "./xscore.ts";
 
 /** Columns a ledger must have. */
@@ -58,24 +59,10 @@ export interface Cell {
   sources: string[];
 }
 
-const squash = (id: string) => id.toLowerCase().replace(/[^a-z0-9]/g, "");
+/** Dataset names are canonicalised in runtime/ (data/ refuses custom names that read as a paper dataset). */
+export { canonicalDatasetId };
 
-/** Spellings used in the paper and the reference code, squashed (lower case, alphanumerics only). */
-const DATASET_ALIASES: Record<string, string> = {
-  cifar10: "cifar10",
-  imagenette160: "imagenette160",
-  imagenette: "imagenette160",
-  cifar100: "cifar100",
-  ham10000: "ham10000",
-  ham10k: "ham10000",
-  stanforddogs: "stanford-dogs",
-  dogs: "stanford-dogs",
-  miniplaces: "miniplaces",
-  mitindoor67: "mit-indoor67",
-  indoor67: "mit-indoor67",
-  fashionmnist: "fashion-mnist",
-};
-
+/** Spellings of the model ids used in the paper and the reference code, squashed ({@link squashId}). */
 const MODEL_ALIASES: Record<string, string> = {
   convmixer: "convmixer",
   convmixer5128: "convmixer",
@@ -94,14 +81,9 @@ const MODEL_ALIASES: Record<string, string> = {
   tinynet: "tinynet",
 };
 
-/** The canonical id of a dataset name as the paper spells it ("Imagenette-160", "HAM10k"); other ids unchanged. */
-export function canonicalDatasetId(name: string): string {
-  return DATASET_ALIASES[squash(name)] ?? name.trim();
-}
-
 /** The canonical id of a model name as the paper spells it ("StartNet", "ConvNeXt"); other ids unchanged. */
 export function canonicalModelId(name: string): string {
-  return MODEL_ALIASES[squash(name)] ?? name.trim();
+  return MODEL_ALIASES[squashId(name)] ?? name.trim();
 }
 
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
