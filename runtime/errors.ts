@@ -76,12 +76,8 @@ export function describeParseError(err: unknown): string {
 }
 
 /** The one-line message and exit code for `err` when it is a user/environment error, else undefined. */
-export function userFacing(err: unknown): { message: string; exitCode: number } | undefined {
+function userFacing(err: unknown): { message: string; exitCode: number } | undefined {
   if (err instanceof UserError) return { message: err.message, exitCode: err.exitCode };
-  // A task that calls parseArgs itself (rather than runtime/cli.ts parseCli) still gets one line.
-  if (String((err as { code?: unknown })?.code ?? "").startsWith("ERR_PARSE_ARGS_")) {
-    return { message: `${describeParseError(err)}; see --help`, exitCode: 2 };
-  }
   const errors = Deno.errors as unknown as Record<string, ErrorConstructor | undefined>;
   for (const name of ENVIRONMENT_ERRORS) {
     const cls = errors[name];
