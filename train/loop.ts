@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { tf } from "../runtime/tf.ts";
 import { Rng } from "../runtime/rng.ts";
 import { assertGpuHealthy } from "../runtime/webgpu.ts";
 import { exists, writeFileAtomic } from "../runtime/fs.ts";
@@ -168,7 +167,7 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
         trainStep.run(batch, lr, { seed, counter: step });
         paths.set(trainStep.path, (paths.get(trainStep.path) ?? 0) + 1);
         step++, steps++, sessionSteps++;
-        if (sessionSteps === 2) log(describeStepPath(trainStep, o.kernels));
+        if (sessionSteps === 2) log(describeStepPath(trainStep));
         if (step % readEvery === 0 && step < stepsPerEpoch) {
           const m = await trainStep.readMetrics();
           const loss = checkedLoss(m.lossSum, seen, epoch, step);
@@ -300,19 +299,14 @@ function checkedLoss(lossSum: number, seen: number, epoch: number, step: number)
 }
 
 /** The log line saying which step path a run uses (after its second step). */
-function describeStepPath(s: TrainStep, kernels: KernelChoice): string {
+function describeStepPath(s: TrainStep): string {
   const plan = s.plan;
   if (plan) {
     return `training step: recorded (${plan.dispatches} dispatches, ${plan.passes} pass${
       plan.passes === 1 ? "" : "es"
     }, replayed from step 3; partial batches run eagerly)`;
   }
-  const why = kernels === "stock"
-    ? "stock kernels"
-    : tf.getBackend() !== "webgpu"
-    ? "CPU backend"
-    : "--step eager";
-  return `training step: eager (${s.recording ? "not recorded yet" : why})`;
+  return `training step: eager (${s.whyEager ?? "not recorded yet"})`;
 }
 
 function assertSameRun(meta: CheckpointMeta, fingerprint: Record<string, unknown>, path: string): void {

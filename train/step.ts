@@ -90,6 +90,10 @@ export class TrainStep {
   #planState: GPUBuffer[] = [];
   #warm = false;
   #recordable: boolean;
+  #whyEager: string | undefined;
+  /** This step's scalars as written to the block (reused: nothing is allocated per step). */
+  readonly #block = new Float32Array(STEP_SCALARS.length);
+  readonly #blockBits = new Uint32Array(this.#block.buffer);
   /** The path the last {@link run} took. */
   path: StepPath = "eager";
 
@@ -100,15 +104,29 @@ export class TrainStep {
     this.#o = { mode: "recorded", ...o };
     this.#vars = model.params.trainableVariables();
     this.#gpu = tf.getBackend() === "webgpu" ? tf.backend() as WebGPUBackend : undefined;
-    this.#recordable = this.#o.mode === "recorded" && o.kernels === "custom" && this.#gpu !== undefined;
+    this.#whyEager = o.kernels === "stock"
+      ? "stock kernels"
+      : this.#gpu === undefined
+      ? "CPU backend"
+      : this.#o.mode === "eager"
+      ? "--step eager"
+      : undefined;
+    this.#recordable = this.#whyEager === undefined;
     this.#scalars = tf.tensor1d(new Float32Array(STEP_SCALARS.length));
-    this.#acc = tf.variable(tf.zeros([2]), false);
+    const zeros = tf.zeros([2]);
+    this.#acc = tf.variable(zeros, false);
+    zeros.dispose();
     if (this.#gpu) gpuBufferOf(this.#gpu, this.#scalars);
   }
 
   /** Whether full-batch steps are replayed from a recording (once one exists). */
   get recording(): boolean {
     return this.#recordable;
+  }
+
+  /** Why full-batch steps run eagerly (undefined while they are, or will be, recorded). */
+  get whyEager(): string | undefined {
+    return this.#whyEager;
   }
 
   /** Dispatches and passes of one replayed step (undefined before the recording). */
@@ -201,6 +219,7 @@ export class TrainStep {
       if (!(e instanceof NotRecordableError)) throw e;
       // The step ran (eagerly) all the same; later steps stay eager.
       this.#recordable = false;
+      this.#whyEager = `not recordable: ${e.message}`;
       this.path = "eager";
       this.#o.log?.(`recorded step unavailable (${e.message}); running eager steps`);
     }
@@ -229,12 +248,12 @@ export class TrainStep {
 
   /** Writes this step's scalars (after Adam's step count advances) into the block. */
   #writeScalars(lr: number, lambda: number, random: StepRandom): void {
-    const block = new Float32Array(STEP_SCALARS.length);
+    const block = this.#block;
     const [stepSize, bc2Sqrt] = adamStepScalars(this.#adam.step + 1, lr);
     block[STEP_SCALARS.adamStepSize] = stepSize;
     block[STEP_SCALARS.adamBc2Sqrt] = bc2Sqrt;
     block[STEP_SCALARS.lambda] = lambda;
-    const bits = new Uint32Array(block.buffer);
+    const bits = this.#blockBits;
     bits[STEP_SCALARS.seed] = random.seed >>> 0;
     bits[STEP_SCALARS.counter] = random.counter >>> 0;
     if (this.#gpu) {
@@ -258,7 +277,7 @@ export class TrainStep {
       flushCommands(this.#gpu);
       writeTensor(this.#gpu, this.#acc, new Float32Array(2));
     } else {
-      this.#acc.assign(tf.zeros([2]));
+      cpuValues(this.#acc).fill(0);
     }
   }
 
