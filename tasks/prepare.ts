@@ -15,7 +15,7 @@ import {
   prepareDataset,
   referenceJpegQuality,
 } from "../data/datasets.ts";
-import { withPrepareLock } from "../train/run.ts";
+import { withPrepareLock } from "../data/cache/mod.ts";
 
 const USAGE = `usage: deno task prepare --dataset ID [--root DIR] [--cache DIR] [options]
 

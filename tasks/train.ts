@@ -16,20 +16,13 @@ import { emptyActivation, largestActivation } from "../models/inspect.ts";
 import { defaultCacheDir, ensurePrepared, getDataset } from "../data/datasets.ts";
 import { assertWritableDir } from "../runtime/cli.ts";
 import { assertNoDifferingRun } from "../train/identity.ts";
-import { openCache } from "../data/cache/mod.ts";
+import { openCache, withPrepareLock } from "../data/cache/mod.ts";
 import { describePreset, type Preset, presetLabel } from "../train/presets.ts";
 import { runPaths, train, type TrainSource } from "../train/loop.ts";
 import { appendLedgerRow, checkLedger, findLedgerRun, type LedgerRecord } from "../train/ledger.ts";
 import { evalBatchSize, openTrainSource } from "../train/source.ts";
 import { loadStateDict, readInitWeights } from "../train/weights.ts";
-import {
-  argsPreset,
-  lockRunFolder,
-  parseTrainArgs,
-  runDir,
-  type TrainArgs,
-  withPrepareLock,
-} from "../train/run.ts";
+import { argsPreset, lockRunFolder, parseTrainArgs, runDir, type TrainArgs } from "../train/run.ts";
 import { gitVersion } from "../runtime/version.ts";
 
 /**

@@ -11,7 +11,8 @@ import { runTask } from "./cli.ts";
 import { UserError } from "../runtime/errors.ts";
 import { flockHeld, tryFlock } from "../runtime/fs.ts";
 import { appendLedgerRow, LEDGER_COLUMNS, type LedgerRecord } from "../train/ledger.ts";
-import { lockRunFolder, RUN_LOCK, runDir, withPrepareLock } from "../train/run.ts";
+import { lockRunFolder, RUN_LOCK, runDir } from "../train/run.ts";
+import { withPrepareLock } from "../data/cache/mod.ts";
 import {
   cellArgs,
   cellCommand,

@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { UsageError, UserError } from "../runtime/errors.ts";
 import { choiceFlag, intFlag, numberFlag, parseCli } from "../runtime/cli.ts";
-import { flockHeld, releaseFlock, tryFlock } from "../runtime/fs.ts";
+import { flockHeld, tryFlock } from "../runtime/fs.ts";
 import type { Ctx } from "../models/core.ts";
 import { applyOverrides, buildPreset, type Preset, presetLabel, type PresetOverrides } from "./presets.ts";
 import { getDataset } from "../data/datasets.ts";
@@ -239,50 +239,4 @@ export async function lockRunFolder(dir: string, waitMs = 5_000): Promise<void> 
 /** True if a live process is training in run folder `dir` (it holds the folder's lock). */
 export function runFolderBusy(dir: string): Promise<boolean> {
   return flockHeld(`${dir}/${RUN_LOCK}`);
-}
-
-/** How long a training waits for another process's preparation of the same dataset (6 h). */
-const PREPARE_WAIT_MS = 6 * 3600_000;
-
-/**
- * Runs `fn` (a dataset preparation into `cacheDir`) while holding an flock on `cacheDir + ".lock"`,
- * waiting up to `waitMs` for another process's preparation to end first. Concurrent trainings (the
- * tasks of a Slurm array) that need one unprepared dataset thus prepare it once: the first builds,
- * the others wait, then find it ready. A timeout is a {@link UserError}.
- */
-export async function withPrepareLock<T>(
-  cacheDir: string,
-  fn: () => Promise<T>,
-  waitMs = PREPARE_WAIT_MS,
-): Promise<T> {
-  const path = `${cacheDir.replace(/\/+$/, "")}.lock`;
-  const parent = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
-  let lock: Deno.FsFile | undefined;
-  try {
-    await Deno.mkdir(parent, { recursive: true });
-    lock = await tryFlock(path, {
-      waitMs,
-      onWait: (holder) =>
-        console.error(`waiting for ${holder ? `pid ${holder}` : "another process"} to prepare ${cacheDir}`),
-    });
-  } catch (err) {
-    if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
-      throw new UserError(
-        `cannot create ${path}, the lock of ${cacheDir}'s preparation: use a cache folder inside .cache ` +
-          `(e.g. .cache/NAME)`,
-      );
-    }
-    throw err;
-  }
-  if (!lock) {
-    throw new UserError(
-      `${cacheDir} is still being prepared by another process after ${Math.round(waitMs / 1000)} s ` +
-        `(lock ${path}); rerun when it has finished`,
-    );
-  }
-  try {
-    return await fn();
-  } finally {
-    await releaseFlock(lock, path);
-  }
 }

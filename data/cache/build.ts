@@ -6,7 +6,7 @@
  */
 import { join, resolve } from "node:path";
 import { UserError } from "../../runtime/errors.ts";
-import { exists, tryFlock, writeFileAtomic } from "../../runtime/fs.ts";
+import { exists, releaseFlock, tryFlock, writeFileAtomic } from "../../runtime/fs.ts";
 import { formatDuration } from "../../runtime/format.ts";
 import type { DatasetSource } from "../readers/common.ts";
 import {
@@ -113,6 +113,54 @@ export async function sourceFingerprint(source: DatasetSource): Promise<string> 
 
 function isPermissionError(err: unknown): boolean {
   return err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied;
+}
+
+/** How long a training waits for another process's preparation of the same dataset (6 h). */
+const PREPARE_WAIT_MS = 6 * 3600_000;
+
+/**
+ * Runs `fn` (a dataset preparation into `cacheDir`) while holding an flock on `cacheDir + ".lock"`,
+ * waiting up to `waitMs` for another process's preparation to end first. Concurrent trainings (the
+ * tasks of a Slurm array) that need one unprepared dataset thus prepare it once: the first builds,
+ * the others wait, then find it ready. A timeout is a {@link UserError}. (The build itself also
+ * locks `<dir>/.prepare.lock`, refusing a second writer of the folder's files; this lock sits
+ * outside the folder so that it survives a rebuild and covers the up-to-date check too.)
+ */
+export async function withPrepareLock<T>(
+  cacheDir: string,
+  fn: () => Promise<T>,
+  waitMs = PREPARE_WAIT_MS,
+): Promise<T> {
+  const path = `${cacheDir.replace(/\/+$/, "")}.lock`;
+  const parent = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  let lock: Deno.FsFile | undefined;
+  try {
+    await Deno.mkdir(parent, { recursive: true });
+    lock = await tryFlock(path, {
+      waitMs,
+      onWait: (holder) =>
+        console.error(`waiting for ${holder ? `pid ${holder}` : "another process"} to prepare ${cacheDir}`),
+    });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+      throw new UserError(
+        `cannot create ${path}, the lock of ${cacheDir}'s preparation: use a cache folder inside .cache ` +
+          `(e.g. .cache/NAME)`,
+      );
+    }
+    throw err;
+  }
+  if (!lock) {
+    throw new UserError(
+      `${cacheDir} is still being prepared by another process after ${Math.round(waitMs / 1000)} s ` +
+        `(lock ${path}); rerun when it has finished`,
+    );
+  }
+  try {
+    return await fn();
+  } finally {
+    await releaseFlock(lock, path);
+  }
 }
 
 /**
