@@ -19,7 +19,7 @@ import { assertNoDifferingRun } from "../train/identity.ts";
 import { openCache, withPrepareLock } from "../data/cache/mod.ts";
 import { describePreset, type Preset, presetLabel } from "../train/presets.ts";
 import { runPaths, train, type TrainSource } from "../train/loop.ts";
-import { appendLedgerRow, checkLedger, findLedgerRun, type LedgerRecord } from "../train/ledger.ts";
+import { appendLedgerRow, findLedgerRun, type LedgerRecord, readLedgerRecords } from "../train/ledger.ts";
 import { evalBatchSize, openTrainSource } from "../train/source.ts";
 import { loadStateDict, readInitWeights } from "../train/weights.ts";
 import { argsPreset, lockRunFolder, parseTrainArgs, runDir, type TrainArgs } from "../train/run.ts";
@@ -47,7 +47,7 @@ async function runTraining(a: TrainArgs): Promise<Record<string, string | number
   await assertWritableDir(a.out, "--out", "train", ["runs"]);
   if (a.tensorboard) await assertWritableDir(a.tensorboard, "--tensorboard", "train", ["runs"]);
   // A malformed ledger is found now, not after training (and before the run folder is made).
-  const ledgerRows = await checkLedger(`${a.out}/results.csv`);
+  const ledgerRows = await readLedgerRecords(`${a.out}/results.csv`);
   const dir = runDir(a, preset);
   await lockRunFolder(dir);
   const paths = runPaths(dir);

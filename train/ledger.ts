@@ -8,6 +8,7 @@
 import { formatCsv, parseCsv } from "../runtime/csv.ts";
 import { exists, withFileLock, writeFileAtomic } from "../runtime/fs.ts";
 import { UserError } from "../runtime/errors.ts";
+import { MAX_TEXT_INPUT_BYTES, readFileBounded } from "../runtime/cli.ts";
 
 /** The ledger's columns, in order. */
 export const LEDGER_COLUMNS = [
@@ -34,55 +35,17 @@ export type LedgerColumn = typeof LEDGER_COLUMNS[number];
 /** One ledger row (values are written with `String()`). */
 export type LedgerRecord = Record<LedgerColumn, string | number>;
 
-/** Reads the ledger's rows as column → value maps; a missing file is an empty ledger. */
-export async function readLedgerRecords(path: string): Promise<Record<string, string>[]> {
-  if (!(await exists(path))) return [];
-  const table = parseCsv(await Deno.readTextFile(path));
-  return table.rows.map((r) => Object.fromEntries(table.header.map((h, i) => [h, r[i]])));
-}
-
 /**
- * Appends `row` under a lock on `path`. An existing file must have exactly {@link LEDGER_COLUMNS}
- * as its header (a UserError otherwise, before anything is written). With `unlessPresent`, a row
- * equal in every column to one already there is not appended again (a run's row carries its
- * finish time, so this only skips the same run's row). Returns whether a row was appended.
+ * Reads the ledger (bounded) and checks its header: a missing file is an empty ledger; a directory,
+ * a binary or malformed file, or another header is a one-line UserError naming the file.
  */
-export async function appendLedgerRow(
-  path: string,
-  row: LedgerRecord,
-  options: { unlessPresent?: boolean } = {},
-): Promise<boolean> {
-  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
-  await Deno.mkdir(dir, { recursive: true });
-  return await withFileLock(path, async () => {
-    let rows: string[][] = [];
-    if (await exists(path)) {
-      const table = parseCsv(await Deno.readTextFile(path));
-      if (table.header.length && table.header.join(",") !== LEDGER_COLUMNS.join(",")) {
-        throw new UserError(
-          `${path}, line 1: header "${table.header.join(",")}" is not the training ledger's ` +
-            `"${LEDGER_COLUMNS.join(",")}"; use another --out directory or fix the file`,
-        );
-      }
-      rows = table.rows;
-    }
-    const cells = LEDGER_COLUMNS.map((c) => String(row[c]));
-    if (options.unlessPresent && rows.some((r) => r.join("\u0000") === cells.join("\u0000"))) return false;
-    rows.push(cells);
-    await writeFileAtomic(path, formatCsv(LEDGER_COLUMNS, rows));
-    return true;
-  });
-}
-
-/**
- * Reads an existing ledger and checks its header before a run starts, so a malformed ledger is found
- * in seconds, not after hours of training. A missing file is fine (an empty ledger). Returns the rows.
- */
-export async function checkLedger(path: string): Promise<Record<string, string>[]> {
-  if (!(await exists(path))) return [];
+async function readLedgerTable(path: string): Promise<{ header: string[]; rows: string[][] }> {
+  if (!(await exists(path))) return { header: [], rows: [] };
   let table;
   try {
-    table = parseCsv(await Deno.readTextFile(path));
+    table = parseCsv(
+      new TextDecoder("utf-8", { fatal: true }).decode(await readFileBounded(path, MAX_TEXT_INPUT_BYTES)),
+    );
   } catch (err) {
     if (err instanceof UserError) throw err;
     if (err instanceof Deno.errors.IsADirectory) {
@@ -103,7 +66,40 @@ export async function checkLedger(path: string): Promise<Record<string, string>[
         `"${LEDGER_COLUMNS.join(",")}"; use another --out directory or fix the file`,
     );
   }
-  return table.rows.map((r) => Object.fromEntries(table.header.map((h, i) => [h, r[i]])));
+  return table;
+}
+
+/**
+ * The ledger's rows as column → value maps (a missing file is an empty ledger), its header checked
+ * first: a training calls this before it starts, so a malformed ledger is found in seconds, not
+ * after hours of training.
+ */
+export async function readLedgerRecords(path: string): Promise<Record<string, string>[]> {
+  const table = await readLedgerTable(path);
+  return table.rows.map((r) => Object.fromEntries(table.header.map((h, k) => [h, r[k]])));
+}
+
+/**
+ * Appends `row` under a lock on `path`. An existing file must have exactly {@link LEDGER_COLUMNS}
+ * as its header (a UserError otherwise, before anything is written). With `unlessPresent`, a row
+ * equal in every column to one already there is not appended again (a run's row carries its
+ * finish time, so this only skips the same run's row). Returns whether a row was appended.
+ */
+export async function appendLedgerRow(
+  path: string,
+  row: LedgerRecord,
+  options: { unlessPresent?: boolean } = {},
+): Promise<boolean> {
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  await Deno.mkdir(dir, { recursive: true });
+  return await withFileLock(path, async () => {
+    const rows = (await readLedgerTable(path)).rows;
+    const cells = LEDGER_COLUMNS.map((c) => String(row[c]));
+    if (options.unlessPresent && rows.some((r) => r.join("\u0000") === cells.join("\u0000"))) return false;
+    rows.push(cells);
+    await writeFileAtomic(path, formatCsv(LEDGER_COLUMNS, rows));
+    return true;
+  });
 }
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 import { UsageError, UserError } from "../runtime/errors.ts";
-import { readLedgerRecords } from "./ledger.ts";
+import { findLedgerRun, readLedgerRecords } from "./ledger.ts";
 import { presetLabel } from "./presets.ts";
 import { argsPreset, parseTrainArgs, runDir, runFolderBusy, type TrainArgs } from "./run.ts";
 import "../models/zoo.ts";
@@ -161,13 +161,6 @@ export function cellName(c: Cell): string {
   return `${c.model}/${c.dataset}/s${c.seed}`;
 }
 
-/** The ledger key of a cell under the pass-through flags: model, dataset, seed and preset label. */
-function cellKey(c: Cell, pass: string[]): string {
-  const label = presetLabel(argsPreset(cellArgs(c, pass)));
-  // The ledger names a dataset by its id (imagefolder:NAME → NAME), as the training writes it.
-  return `${c.model}|${getDataset(c.dataset).id}|${c.seed}|${label}`;
-}
-
 /** Where the cells of a sweep stand: in the ledger, running now (run folder locked), or to run. */
 export interface SweepStatus {
   done: Cell[];
@@ -177,15 +170,19 @@ export interface SweepStatus {
 
 /** Sorts the cells of `s` into finished (in its ledger), running (run folder locked) and to do. */
 export async function sweepStatus(s: SweepArgs): Promise<SweepStatus> {
-  const inLedger = new Set(
-    (await readLedgerRecords(`${s.out}/results.csv`)).map((r) =>
-      `${r.model}|${r.dataset}|${r.seed}|${r.preset}`
-    ),
-  );
+  const ledger = await readLedgerRecords(`${s.out}/results.csv`);
   const st: SweepStatus = { done: [], running: [], todo: [] };
   for (const c of s.cells) {
-    if (inLedger.has(cellKey(c, s.pass))) st.done.push(c);
-    else if (await runFolderBusy(runDir(cellArgs(c, s.pass)))) st.running.push(c);
+    const a = cellArgs(c, s.pass);
+    // The ledger names a dataset by its id (imagefolder:NAME → NAME), as the training writes it.
+    const run = {
+      model: c.model,
+      dataset: getDataset(c.dataset).id,
+      preset: presetLabel(argsPreset(a)),
+      seed: c.seed,
+    };
+    if (findLedgerRun(ledger, run) !== undefined) st.done.push(c);
+    else if (await runFolderBusy(runDir(a))) st.running.push(c);
     else st.todo.push(c);
   }
   return st;
