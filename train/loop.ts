@@ -251,8 +251,8 @@ export async function train(model: Model, data: TrainSource, o: RunOptions): Pro
         runFiles.epochs,
         formatCsv(Object.keys(rec), history.map((r) => Object.values(r))),
       );
-      // The first epoch reaching the best accuracy so far (summarize's best epoch).
-      if (!history.slice(0, -1).some((r) => r.test_accuracy >= rec.test_accuracy)) {
+      // This epoch is the run's best so far: best.safetensors follows the ledger's best_epoch.
+      if (bestEpoch(history) === rec) {
         await writeFileAtomic(
           runFiles.best,
           encodeSafetensors(await torchStateDict(model.params.entries, steps), {
@@ -342,11 +342,17 @@ function summaryLine(r: EpochRecord, epochs: number, etaSeconds: number): string
     }`;
 }
 
+/** The first epoch with the highest test accuracy (the ledger's best_epoch). */
+function bestEpoch(history: readonly EpochRecord[]): EpochRecord {
+  let best = history[0];
+  for (const r of history) if (r.test_accuracy > best.test_accuracy) best = r;
+  return best;
+}
+
 /** Last/best accuracy and throughput of a finished history. */
 export function summarize(history: EpochRecord[], weightsPath: string, steps: number): RunResult {
   const last = history[history.length - 1];
-  let best = history[0];
-  for (const r of history) if (r.test_accuracy > best.test_accuracy) best = r;
+  const best = bestEpoch(history);
   const trainSeconds = history.reduce((s, r) => s + r.train_seconds, 0);
   const images = history.reduce((s, r) => s + r.images_per_second * r.train_seconds, 0);
   return {
