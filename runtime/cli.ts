@@ -25,6 +25,11 @@ export interface CliSpec<O extends CliOptions> {
   allowPositionals?: boolean;
 }
 
+/** parseArgs declarations of flags that take a value (`--name VALUE`), for {@link CliSpec.options}. */
+export function valueFlags<K extends string>(...names: K[]): Record<K, { type: "string" }> {
+  return Object.fromEntries(names.map((n) => [n, { type: "string" }])) as Record<K, { type: "string" }>;
+}
+
 /**
  * Parses `args` against `spec`. `--help` (or `-h`) throws {@link HelpRequested} (runMain prints the
  * usage, exit 0); an unknown flag, a flag missing its value, a value given to a boolean flag or a

@@ -7,7 +7,7 @@
  * @module
  */
 import { runMain } from "../runtime/errors.ts";
-import { assertWritableDir, choiceFlag, intFlag, parseCli, UsageError } from "../runtime/cli.ts";
+import { assertWritableDir, choiceFlag, intFlag, parseCli, UsageError, valueFlags } from "../runtime/cli.ts";
 import {
   DATASETS,
   defaultCacheDir,
@@ -42,16 +42,18 @@ async function main(): Promise<void> {
   const { values } = parseCli(Deno.args, {
     usage: USAGE,
     options: {
-      dataset: { type: "string" },
-      name: { type: "string" },
-      root: { type: "string" },
-      cache: { type: "string" },
-      split: { type: "string" },
-      seed: { type: "string" },
-      size: { type: "string" },
-      fit: { type: "string" },
-      concurrency: { type: "string" },
-      preset: { type: "string" },
+      ...valueFlags(
+        "dataset",
+        "name",
+        "root",
+        "cache",
+        "split",
+        "seed",
+        "size",
+        "fit",
+        "concurrency",
+        "preset",
+      ),
       force: { type: "boolean", default: false },
       list: { type: "boolean", default: false },
     },

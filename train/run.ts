@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { UsageError, UserError } from "../runtime/errors.ts";
-import { choiceFlag, intFlag, numberFlag, parseCli } from "../runtime/cli.ts";
+import { choiceFlag, intFlag, numberFlag, parseCli, valueFlags } from "../runtime/cli.ts";
 import { flockHeld, tryFlock } from "../runtime/fs.ts";
 import type { Ctx } from "../models/core.ts";
 import { applyOverrides, buildPreset, type Preset, presetLabel, type PresetOverrides } from "./presets.ts";
@@ -96,25 +96,29 @@ export function parseTrainArgs(args: string[]): TrainArgs {
   const { values: v } = parseCli(args, {
     usage,
     options: {
-      model: { type: "string" },
-      dataset: { type: "string" },
-      data: { type: "string" },
-      preset: { type: "string" },
-      epochs: { type: "string" },
-      "batch-size": { type: "string" },
-      "image-size": { type: "string" },
-      "train-limit": { type: "string" },
-      "test-limit": { type: "string" },
-      "lr-max": { type: "string" },
-      seed: { type: "string" },
-      kernels: { type: "string" },
-      step: { type: "string" },
-      out: { type: "string" },
+      ...valueFlags(
+        "model",
+        "dataset",
+        "data",
+        "preset",
+        "epochs",
+        "batch-size",
+        "image-size",
+        "train-limit",
+      ),
+      ...valueFlags(
+        "test-limit",
+        "lr-max",
+        "seed",
+        "kernels",
+        "step",
+        "out",
+        "log-every",
+        "init-from",
+        "tensorboard",
+      ),
       resume: { type: "boolean" },
       force: { type: "boolean" },
-      "log-every": { type: "string" },
-      "init-from": { type: "string" },
-      tensorboard: { type: "string" },
     },
   });
   if (!v.model) throw new UsageError("--model is required", usage);
