@@ -66,7 +66,7 @@ export interface StepRandom {
 }
 
 /** Sums since the last {@link TrainStep.resetMetrics}. */
-export interface StepMetrics {
+export interface StepSums {
   /** Σ loss·valid over steps. */
   lossSum: number;
   /** Correct top-1 predictions (against y_a). */
@@ -266,7 +266,7 @@ export class TrainStep {
   }
 
   /** Reads the accumulated loss sum and correct count (one read-back). */
-  async readMetrics(): Promise<StepMetrics> {
+  async readMetrics(): Promise<StepSums> {
     const [lossSum, correct] = await this.#acc.data();
     return { lossSum, correct };
   }
